@@ -1,0 +1,230 @@
+"""ferrotorch: a hackable, PyTorch-compatible deep-learning library with a Rust core.
+
+Write ``import ferrotorch as torch`` and code written for PyTorch's tensor API runs here:
+
+>>> import ferrotorch as torch
+>>> torch.manual_seed(123)  # doctest: +ELLIPSIS
+<ferrotorch.Generator object at ...>
+>>> x = torch.tensor([[1.0, 2.0], [3.0, 4.0]])
+>>> (x @ x.T).sum()
+tensor(54.)
+"""
+
+import builtins as _builtins
+
+from ferrotorch import _C
+from ferrotorch._C import (  # noqa: F401  (re-exported API)
+    Generator,
+    Tensor,
+    arange,
+    bernoulli,
+    bfloat16,
+    cat,
+    dtype,
+    empty,
+    empty_like,
+    eye,
+    float16,
+    float32,
+    float64,
+    from_numpy,
+    full,
+    full_like,
+    int32,
+    int64,
+    linspace,
+    multinomial,
+    ones,
+    ones_like,
+    promote_types,
+    rand,
+    randint,
+    randn,
+    randperm,
+    stack,
+    tensor,
+    uint8,
+    where,
+    zeros,
+    zeros_like,
+)
+from ferrotorch._C import bool as bool  # noqa: F401,A004
+from ferrotorch import _tensor  # noqa: F401  (attaches methods to Tensor)
+from ferrotorch._device import device
+from ferrotorch._size import Size
+from ferrotorch._tensor_str import set_printoptions, get_printoptions  # noqa: F401
+
+__version__ = "0.1.0"
+
+# torch's dtype aliases.
+float = float32  # noqa: A001
+double = float64
+half = float16
+long = int64
+int = int32  # noqa: A001
+cfloat = None
+
+default_generator = _C.default_generator_obj()
+
+
+def manual_seed(seed):
+    """Seeds the default CPU generator; the following random numbers equal torch's.
+
+    >>> import ferrotorch as torch
+    >>> _ = torch.manual_seed(0)
+    >>> torch.rand(2)
+    tensor([0.4963, 0.7682])
+    """
+    seed = _builtins.int(seed)
+    if not -0x8000_0000_0000_0000 <= seed <= 0xFFFF_FFFF_FFFF_FFFF:
+        raise RuntimeError(f"Overflow when unpacking long (seed {seed} does not fit in 64 bits)")
+    return default_generator.manual_seed(seed % (1 << 64))
+
+
+def seed():
+    """Re-seeds the default generator non-deterministically and returns the seed."""
+    return default_generator.seed()
+
+
+def initial_seed():
+    return default_generator.initial_seed()
+
+
+def get_rng_state():
+    """The default generator's state as a uint8 tensor (torch's byte layout)."""
+    return default_generator.get_state()
+
+
+def set_rng_state(new_state):
+    default_generator.set_state(new_state)
+
+
+def is_tensor(obj):
+    return isinstance(obj, Tensor)
+
+
+def is_floating_point(input):
+    return input.is_floating_point()
+
+
+def numel(input):
+    return input.numel()
+
+
+def get_default_dtype():
+    return float32
+
+
+def result_type(tensor1, tensor2):
+    """The dtype an op on the two operands produces (torch's promotion rules)."""
+    return (_as_operand(tensor1) + _as_operand(tensor2)).dtype
+
+
+def _as_operand(x):
+    if isinstance(x, Tensor):
+        return zeros_like(x, dtype=x.dtype).reshape(-1)[:1] if x.dim() else zeros((), dtype=x.dtype)
+    return x
+
+
+def can_cast(from_, to):
+    """Whether an in-place op may write a result of dtype ``from_`` into ``to``."""
+    if from_.is_floating_point and not to.is_floating_point:
+        return False
+    return not (from_ is not bool and to is bool)
+
+
+# *** functions that are methods of the first argument ***
+
+def _delegate(name):
+    def fn(input, *args, **kwargs):
+        return getattr(input, name)(*args, **kwargs)
+
+    fn.__name__ = name
+    fn.__qualname__ = name
+    fn.__doc__ = f"``torch.{name}(input, ...)`` is ``input.{name}(...)``."
+    return fn
+
+
+_METHOD_FUNCTIONS = [
+    "abs", "neg", "negative", "exp", "log", "log1p", "sqrt", "rsqrt", "sin", "cos", "tanh",
+    "sigmoid", "relu", "sign", "floor", "ceil", "round", "trunc", "reciprocal", "clamp", "clip",
+    "add", "sub", "subtract", "mul", "multiply", "div", "divide", "true_divide", "floor_divide",
+    "remainder", "pow", "maximum", "minimum", "eq", "ne", "lt", "le", "gt", "ge", "logical_and",
+    "logical_or", "logical_xor", "logical_not", "bitwise_not", "masked_fill", "sum", "mean",
+    "prod", "var", "std", "max", "min", "argmax", "argmin", "amax", "amin", "all", "any",
+    "logsumexp", "softmax", "log_softmax", "cumsum", "norm", "gather", "scatter", "scatter_add",
+    "index_select", "take_along_dim", "topk", "sort", "argsort", "tril", "triu", "nonzero",
+    "matmul", "mm", "bmm", "outer", "dot", "reshape", "transpose", "swapaxes", "t", "permute",
+    "unsqueeze", "squeeze", "flatten", "unflatten", "narrow", "select", "unbind", "split",
+    "chunk", "as_strided", "clone", "detach", "movedim", "moveaxis", "masked_select",
+    "broadcast_to", "silu",
+]
+for _name in _METHOD_FUNCTIONS:
+    globals()[_name] = _delegate(_name)
+
+
+def gelu(input, approximate="none"):
+    return input.gelu(approximate=approximate)
+
+
+def addmm(input, mat1, mat2, *, beta=1, alpha=1):
+    """``beta * input + alpha * (mat1 @ mat2)``."""
+    prod_ = mat1.mm(mat2)
+    if alpha != 1:
+        prod_ = prod_ * alpha
+    return prod_ + (input if beta == 1 else input * beta)
+
+
+def rand_like(input, *, dtype=None, generator=None, requires_grad=False, **_):
+    return rand(input.shape, dtype=dtype or input.dtype, generator=generator,
+                requires_grad=requires_grad)
+
+
+def randn_like(input, *, dtype=None, generator=None, requires_grad=False, **_):
+    return randn(input.shape, dtype=dtype or input.dtype, generator=generator,
+                 requires_grad=requires_grad)
+
+
+def randint_like(input, low=0, high=None, *, dtype=None, generator=None, **_):
+    if high is None:
+        low, high = 0, low
+    return randint(low, high, input.shape, dtype=dtype or input.dtype, generator=generator)
+
+
+def normal(mean, std, size=None, *, generator=None, dtype=None, **_):
+    """Samples from N(mean, std²): scalar mean/std with a ``size``, or tensors broadcast."""
+    if isinstance(mean, Tensor) or isinstance(std, Tensor):
+        m = mean if isinstance(mean, Tensor) else tensor(mean)
+        s = std if isinstance(std, Tensor) else tensor(std)
+        shape = (m + s).shape
+        return randn(shape, dtype=(m + s).dtype, generator=generator) * s + m
+    return empty(size, dtype=dtype).normal_(mean, std, generator=generator)
+
+
+def broadcast_shapes(*shapes):
+    out = zeros(())
+    for s in shapes:
+        out = out + zeros(s, dtype=uint8).to(float32)
+    return out.shape
+
+
+def broadcast_tensors(*tensors):
+    shape = broadcast_shapes(*(t.shape for t in tensors))
+    return tuple(t.expand(shape) for t in tensors)
+
+
+def einsum(equation, *operands):
+    """Einstein summation for one or two operands (``"ij,jk->ik"``, ``"bhqd,bhkd->bhqk"``...),
+    computed with permute/reshape and one batched matmul."""
+    from ferrotorch._einsum import einsum as _einsum
+
+    if len(operands) == 1 and isinstance(operands[0], (list, tuple)):
+        operands = tuple(operands[0])
+    return _einsum(equation, *operands)
+
+
+def numel_of(shape):
+    return Size(shape).numel()
+
+
+del numel_of

@@ -1,0 +1,191 @@
+"""Conveniences attached to the Rust ``Tensor`` class: in-place variants, random fills and a few
+composed methods. Hot paths (operators, kernels) live in Rust; these are glue."""
+
+from ferrotorch import _C
+from ferrotorch._C import Tensor
+
+# In-place methods compute the out-of-place result in Rust and write it back through the view
+# (so views of the same storage see the change and the version counter moves).
+_INPLACE = [
+    "add", "sub", "mul", "div", "pow", "remainder", "floor_divide", "clamp", "clip", "neg", "abs",
+    "exp", "log", "log1p", "sqrt", "rsqrt", "sin", "cos", "tanh", "sigmoid", "relu", "floor", "ceil",
+    "round", "trunc", "reciprocal", "sign", "masked_fill", "maximum", "minimum", "logical_not",
+    "logical_and", "logical_or", "tril", "triu", "silu", "gelu", "true_divide", "subtract",
+    "multiply", "divide", "eq", "ne", "lt", "le", "gt", "ge",
+]
+
+
+def _make_inplace(name):
+    out_of_place = getattr(Tensor, name)
+
+    def method(self, *args, **kwargs):
+        return self._assign_(out_of_place(self, *args, **kwargs), name + "_")
+
+    method.__name__ = name + "_"
+    method.__doc__ = f"In-place version of :meth:`Tensor.{name}`."
+    return method
+
+
+for _name in _INPLACE:
+    setattr(Tensor, _name + "_", _make_inplace(_name))
+
+_DUNDER_INPLACE = {
+    "__iadd__": "__add__", "__isub__": "__sub__", "__imul__": "__mul__",
+    "__itruediv__": "__truediv__", "__ifloordiv__": "__floordiv__", "__imod__": "__mod__",
+    "__ipow__": "__pow__", "__iand__": "__and__", "__ior__": "__or__", "__ixor__": "__xor__",
+}
+
+
+def _make_dunder_inplace(name, op):
+    out_of_place = getattr(Tensor, op)
+
+    def method(self, other):
+        result = out_of_place(self, other)
+        if result is NotImplemented:
+            return NotImplemented
+        return self._assign_(result, name)
+
+    method.__name__ = name
+    return method
+
+
+for _name, _op in _DUNDER_INPLACE.items():
+    setattr(Tensor, _name, _make_dunder_inplace(_name, _op))
+
+
+# *** random fills (torch's CPU generator, reproduced exactly) ***
+
+def _normal_(self, mean=0.0, std=1.0, *, generator=None):
+    _C.normal_(self, float(mean), float(std), generator)
+    return self
+
+
+def _uniform_(self, a=0.0, b=1.0, *, generator=None):
+    _C.uniform_(self, float(a), float(b), generator)
+    return self
+
+
+def _bernoulli_(self, p=0.5, *, generator=None):
+    _C.bernoulli_(self, p, generator)
+    return self
+
+
+def _exponential_(self, lambd=1.0, *, generator=None):
+    _C.exponential_(self, float(lambd), generator)
+    return self
+
+
+def _bernoulli(self, p=None, *, generator=None):
+    if p is None:
+        return _C.bernoulli(self, generator=generator)
+    return self.new_zeros(self.shape).bernoulli_(p, generator=generator)
+
+
+def _multinomial(self, num_samples, replacement=False, *, generator=None):
+    return _C.multinomial(self, num_samples, replacement, generator=generator)
+
+
+Tensor.normal_ = _normal_
+Tensor.uniform_ = _uniform_
+Tensor.bernoulli_ = _bernoulli_
+Tensor.exponential_ = _exponential_
+Tensor.bernoulli = _bernoulli
+Tensor.multinomial = _multinomial
+
+
+# *** composed methods ***
+
+def _requires_grad_(self, requires_grad=True):
+    self.requires_grad = requires_grad
+    return self
+
+
+def _type_as(self, other):
+    return self.to(other.dtype)
+
+
+def _new_zeros(self, *size, dtype=None, requires_grad=False, **_):
+    return _C.zeros(*size, dtype=dtype or self.dtype, requires_grad=requires_grad)
+
+
+def _new_ones(self, *size, dtype=None, requires_grad=False, **_):
+    return _C.ones(*size, dtype=dtype or self.dtype, requires_grad=requires_grad)
+
+
+def _new_full(self, size, fill_value, *, dtype=None, requires_grad=False, **_):
+    return _C.full(size, fill_value, dtype=dtype or self.dtype, requires_grad=requires_grad)
+
+
+def _new_empty(self, *size, dtype=None, requires_grad=False, **_):
+    return _new_zeros(self, *size, dtype=dtype, requires_grad=requires_grad)
+
+
+def _new_tensor(self, data, *, dtype=None, requires_grad=False, **_):
+    return _C.tensor(data, dtype=dtype or self.dtype, requires_grad=requires_grad)
+
+
+def _repeat(self, *sizes):
+    """Tiles the tensor: ``x.repeat(2, 1)`` stacks two copies along dim 0."""
+    if len(sizes) == 1 and not isinstance(sizes[0], int):
+        sizes = tuple(sizes[0])
+    if len(sizes) < self.dim():
+        raise RuntimeError(
+            "Number of dimensions of repeat dims can not be smaller than number of dimensions of "
+            f"tensor (repeat dims {list(sizes)}, tensor shape {list(self.shape)})"
+        )
+    x = self.reshape((1,) * (len(sizes) - self.dim()) + tuple(self.shape))
+    inter, expanded, final = [], [], []
+    for r, s in zip(sizes, x.shape):
+        inter += [1, s]
+        expanded += [r, s]
+        final.append(r * s)
+    return x.reshape(inter).expand(expanded).reshape(final)
+
+
+def _movedim(self, source, destination):
+    src = [source] if isinstance(source, int) else list(source)
+    dst = [destination] if isinstance(destination, int) else list(destination)
+    n = self.dim()
+    src = [s % n if n else 0 for s in src]
+    dst = [d % n if n else 0 for d in dst]
+    order = [d for d in range(n) if d not in src]
+    perm = [None] * n
+    for s, d in zip(src, dst):
+        perm[d] = s
+    rest = iter(order)
+    perm = [p if p is not None else next(rest) for p in perm]
+    return self.permute(perm)
+
+
+def _masked_select(self, mask):
+    return self[mask.expand_as(self) if mask.shape != self.shape else mask]
+
+
+def _untyped_storage(self):
+    return _Storage(self)
+
+
+class _Storage:
+    """Identity of the memory behind a tensor (`t.untyped_storage().data_ptr()`)."""
+
+    def __init__(self, t):
+        self._ptr = t._storage_ptr()
+
+    def data_ptr(self):
+        return self._ptr
+
+
+
+Tensor.requires_grad_ = _requires_grad_
+Tensor.type_as = _type_as
+Tensor.new_zeros = _new_zeros
+Tensor.new_ones = _new_ones
+Tensor.new_full = _new_full
+Tensor.new_empty = _new_empty
+Tensor.new_tensor = _new_tensor
+Tensor.repeat = _repeat
+Tensor.movedim = _movedim
+Tensor.moveaxis = _movedim
+Tensor.masked_select = _masked_select
+Tensor.untyped_storage = _untyped_storage
+Tensor.__array_priority__ = 1000

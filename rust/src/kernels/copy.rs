@@ -1,0 +1,42 @@
+//! Gathering a strided view into a contiguous buffer, casting, and writing into a strided view.
+
+use crate::dtype::Elem;
+use crate::layout::Layout;
+use crate::storage::Storage;
+use crate::strided_index::{coalesce, for_each_row};
+
+/// The elements of `layout` in row-major order.
+pub fn gather<T: Elem>(data: &[T], layout: &Layout) -> Vec<T> {
+    if let Some((start, end)) = layout.contiguous_offsets() {
+        return data[start..end].to_vec();
+    }
+    let mut out = Vec::with_capacity(layout.elem_count());
+    let (shape, [l]) = coalesce(layout.shape(), [layout]);
+    for_each_row(&shape, [&l], |[o], [s], n| {
+        if s == 1 {
+            out.extend_from_slice(&data[o..o + n]);
+        } else {
+            out.extend((0..n).map(|i| data[o + i * s]));
+        }
+    });
+    out
+}
+
+/// Converts elements like a C cast (what torch's `.to(dtype)` does): integers travel through
+/// i64 exactly, floats through f64.
+pub fn cast<S: Elem, D: Elem>(src: &[S]) -> Vec<D> {
+    if S::DTYPE.is_float() {
+        src.iter().map(|&s| D::from_f64(s.to_f64())).collect()
+    } else {
+        src.iter().map(|&s| D::from_i64(s.to_i64())).collect()
+    }
+}
+
+/// Writes `values` (row-major, `layout.elem_count()` of them) into the positions of `layout`.
+pub fn scatter_into<T: Elem>(storage: &Storage, layout: &Layout, values: &[T]) {
+    if let Some((start, _)) = layout.contiguous_offsets() {
+        storage.write_contiguous(start, values);
+    } else {
+        storage.write(layout.offsets(), values);
+    }
+}

@@ -1,0 +1,404 @@
+//! Elementwise maps over one, two or three strided operands of the same shape, with a contiguous
+//! fast path that splits the work over rayon above a size threshold.
+
+use crate::dtype::Elem;
+use crate::layout::Layout;
+use crate::strided_index::{coalesce, for_each_row};
+use rayon::prelude::*;
+
+/// Below this many elements a single thread is faster than waking the pool.
+pub const PAR_THRESHOLD: usize = 1 << 15;
+const PAR_CHUNK: usize = 1 << 13;
+
+pub fn map1<A: Elem, O: Elem>(a: (&[A], &Layout), f: impl Fn(A) -> O + Sync) -> Vec<O> {
+    let (da, la) = a;
+    if let Some((s, e)) = la.contiguous_offsets() {
+        let src = &da[s..e];
+        if src.len() >= PAR_THRESHOLD {
+            let mut out = vec![O::default(); src.len()];
+            out.par_chunks_mut(PAR_CHUNK)
+                .zip(src.par_chunks(PAR_CHUNK))
+                .for_each(|(o, i)| o.iter_mut().zip(i).for_each(|(o, &x)| *o = f(x)));
+            return out;
+        }
+        return src.iter().map(|&x| f(x)).collect();
+    }
+    let mut out = Vec::with_capacity(la.elem_count());
+    let (shape, [l]) = coalesce(la.shape(), [la]);
+    for_each_row(&shape, [&l], |[o], [s], n| {
+        out.extend((0..n).map(|i| f(da[o + i * s])));
+    });
+    out
+}
+
+pub fn map2<A: Elem, B: Elem, O: Elem>(
+    a: (&[A], &Layout),
+    b: (&[B], &Layout),
+    f: impl Fn(A, B) -> O + Sync,
+) -> Vec<O> {
+    let ((da, la), (db, lb)) = (a, b);
+    debug_assert_eq!(la.shape(), lb.shape());
+    let n = la.elem_count();
+    if let (Some((sa, ea)), Some((sb, eb))) = (la.contiguous_offsets(), lb.contiguous_offsets()) {
+        let (xa, xb) = (&da[sa..ea], &db[sb..eb]);
+        if n >= PAR_THRESHOLD {
+            let mut out = vec![O::default(); n];
+            out.par_chunks_mut(PAR_CHUNK)
+                .zip(xa.par_chunks(PAR_CHUNK).zip(xb.par_chunks(PAR_CHUNK)))
+                .for_each(|(o, (a, b))| {
+                    for ((o, &x), &y) in o.iter_mut().zip(a).zip(b) {
+                        *o = f(x, y);
+                    }
+                });
+            return out;
+        }
+        return xa.iter().zip(xb).map(|(&x, &y)| f(x, y)).collect();
+    }
+    let mut out = vec![O::default(); n];
+    let (shape, [la, lb]) = coalesce(la.shape(), [la, lb]);
+    let rows = |out: &mut [O], la: &Layout, lb: &Layout, shape: &[usize]| {
+        let mut pos = 0;
+        for_each_row(shape, [la, lb], |[oa, ob], [sa, sb], n| {
+            let dst = &mut out[pos..pos + n];
+            match (sa, sb) {
+                (1, 1) => dst
+                    .iter_mut()
+                    .zip(&da[oa..oa + n])
+                    .zip(&db[ob..ob + n])
+                    .for_each(|((o, &x), &y)| *o = f(x, y)),
+                (1, 0) => {
+                    let y = db[ob];
+                    dst.iter_mut().zip(&da[oa..oa + n]).for_each(|(o, &x)| *o = f(x, y));
+                }
+                (0, 1) => {
+                    let x = da[oa];
+                    dst.iter_mut().zip(&db[ob..ob + n]).for_each(|(o, &y)| *o = f(x, y));
+                }
+                _ => {
+                    for (i, o) in dst.iter_mut().enumerate() {
+                        *o = f(da[oa + i * sa], db[ob + i * sb]);
+                    }
+                }
+            }
+            pos += n;
+        });
+    };
+    // Split big broadcast ops over the outermost dim.
+    if n >= PAR_THRESHOLD && shape.len() > 1 && shape[0] > 1 {
+        let inner: usize = shape[1..].iter().product();
+        out.par_chunks_mut(inner).enumerate().for_each(|(i, chunk)| {
+            let sub = |l: &Layout| Layout::new(shape[1..].to_vec(), l.stride()[1..].to_vec(), l.offset() + i * l.stride()[0]);
+            rows(chunk, &sub(&la), &sub(&lb), &shape[1..]);
+        });
+    } else {
+        rows(&mut out, &la, &lb, &shape);
+    }
+    out
+}
+
+pub fn map3<A: Elem, B: Elem, C: Elem, O: Elem>(
+    a: (&[A], &Layout),
+    b: (&[B], &Layout),
+    c: (&[C], &Layout),
+    f: impl Fn(A, B, C) -> O,
+) -> Vec<O> {
+    let mut out = Vec::with_capacity(a.1.elem_count());
+    let (shape, [la, lb, lc]) = coalesce(a.1.shape(), [a.1, b.1, c.1]);
+    for_each_row(&shape, [&la, &lb, &lc], |[oa, ob, oc], [sa, sb, sc], n| {
+        out.extend((0..n).map(|i| f(a.0[oa + i * sa], b.0[ob + i * sb], c.0[oc + i * sc])));
+    });
+    out
+}
+
+/// Arithmetic with torch's semantics per element type.
+pub trait Arith: Elem {
+    fn add(self, o: Self) -> Self;
+    fn sub(self, o: Self) -> Self;
+    fn mul(self, o: Self) -> Self;
+    fn div(self, o: Self) -> Self;
+    /// Python's floor division.
+    fn floor_div(self, o: Self) -> Self;
+    /// Python's modulo: the result takes the sign of the divisor.
+    fn rem(self, o: Self) -> Self;
+    fn pow(self, o: Self) -> Self;
+    /// NaN-propagating max/min (torch.maximum / torch.minimum).
+    fn maximum(self, o: Self) -> Self;
+    fn minimum(self, o: Self) -> Self;
+    fn neg(self) -> Self;
+    fn abs(self) -> Self;
+    fn sign(self) -> Self;
+}
+
+macro_rules! float_arith {
+    ($t:ty) => {
+        impl Arith for $t {
+            #[inline(always)]
+            fn add(self, o: Self) -> Self {
+                self + o
+            }
+            #[inline(always)]
+            fn sub(self, o: Self) -> Self {
+                self - o
+            }
+            #[inline(always)]
+            fn mul(self, o: Self) -> Self {
+                self * o
+            }
+            #[inline(always)]
+            fn div(self, o: Self) -> Self {
+                self / o
+            }
+            fn floor_div(self, o: Self) -> Self {
+                if o == 0.0 {
+                    return self / o;
+                }
+                // Like torch's div_floor: floor of the quotient computed from fmod so that the
+                // result is consistent with `rem`.
+                let m = self % o;
+                let mut div = (self - m) / o;
+                if m != 0.0 && ((o < 0.0) != (m < 0.0)) {
+                    div -= 1.0;
+                }
+                if div == 0.0 {
+                    return (0.0 as $t).copysign(self / o);
+                }
+                let floor = div.floor();
+                if div - floor > 0.5 {
+                    floor + 1.0
+                } else {
+                    floor
+                }
+            }
+            fn rem(self, o: Self) -> Self {
+                let mut m = self % o;
+                if m != 0.0 && ((o < 0.0) != (m < 0.0)) {
+                    m += o;
+                }
+                m
+            }
+            fn pow(self, o: Self) -> Self {
+                self.powf(o)
+            }
+            #[inline(always)]
+            fn maximum(self, o: Self) -> Self {
+                if self.is_nan() || o.is_nan() {
+                    <$t>::NAN
+                } else if self > o {
+                    self
+                } else {
+                    o
+                }
+            }
+            #[inline(always)]
+            fn minimum(self, o: Self) -> Self {
+                if self.is_nan() || o.is_nan() {
+                    <$t>::NAN
+                } else if self < o {
+                    self
+                } else {
+                    o
+                }
+            }
+            #[inline(always)]
+            fn neg(self) -> Self {
+                -self
+            }
+            #[inline(always)]
+            fn abs(self) -> Self {
+                self.abs()
+            }
+            fn sign(self) -> Self {
+                if self > 0.0 {
+                    1.0
+                } else if self < 0.0 {
+                    -1.0
+                } else {
+                    // 0 stays 0 (with its sign), NaN stays NaN.
+                    self
+                }
+            }
+        }
+    };
+}
+float_arith!(f32);
+float_arith!(f64);
+
+macro_rules! int_arith {
+    ($t:ty) => {
+        impl Arith for $t {
+            #[inline(always)]
+            fn add(self, o: Self) -> Self {
+                self.wrapping_add(o)
+            }
+            #[inline(always)]
+            fn sub(self, o: Self) -> Self {
+                self.wrapping_sub(o)
+            }
+            #[inline(always)]
+            fn mul(self, o: Self) -> Self {
+                self.wrapping_mul(o)
+            }
+            fn div(self, o: Self) -> Self {
+                // Only reached for truncating division; callers check for zero first.
+                self.wrapping_div(o)
+            }
+            #[allow(unused_comparisons)]
+            fn floor_div(self, o: Self) -> Self {
+                let q = self.wrapping_div(o);
+                if (self % o != 0) && ((self < 0) != (o < 0)) {
+                    q - 1
+                } else {
+                    q
+                }
+            }
+            #[allow(unused_comparisons)]
+            fn rem(self, o: Self) -> Self {
+                let m = self.wrapping_rem(o);
+                if m != 0 && ((o < 0) != (m < 0)) {
+                    m.wrapping_add(o)
+                } else {
+                    m
+                }
+            }
+            #[allow(unused_comparisons)]
+            fn pow(self, o: Self) -> Self {
+                if o < 0 {
+                    // torch: integral base to a negative power gives 0 unless the base is +-1.
+                    return match self as i64 {
+                        1 => 1 as $t,
+                        -1 => if (o as i64) % 2 == 0 { 1 as $t } else { self },
+                        _ => 0 as $t,
+                    };
+                }
+                self.wrapping_pow(o as u32)
+            }
+            #[inline(always)]
+            fn maximum(self, o: Self) -> Self {
+                self.max(o)
+            }
+            #[inline(always)]
+            fn minimum(self, o: Self) -> Self {
+                self.min(o)
+            }
+            #[inline(always)]
+            fn neg(self) -> Self {
+                (0 as $t).wrapping_sub(self)
+            }
+            #[allow(unused_comparisons)]
+            fn abs(self) -> Self {
+                if self < 0 {
+                    self.neg()
+                } else {
+                    self
+                }
+            }
+            #[allow(unused_comparisons)]
+            fn sign(self) -> Self {
+                if self > 0 {
+                    1
+                } else if self < 0 {
+                    (0 as $t).wrapping_sub(1)
+                } else {
+                    0
+                }
+            }
+        }
+    };
+}
+int_arith!(i64);
+int_arith!(i32);
+int_arith!(u8);
+
+/// Float math for the unary ops (f32 and f64; half types compute through f32).
+pub trait FloatMath: Arith + num_like::Float {}
+impl FloatMath for f32 {}
+impl FloatMath for f64 {}
+
+pub mod num_like {
+    /// The transcendental functions kernels need, implemented by f32 and f64.
+    pub trait Float: Copy {
+        fn exp(self) -> Self;
+        fn ln(self) -> Self;
+        fn ln_1p(self) -> Self;
+        fn sqrt(self) -> Self;
+        fn sin(self) -> Self;
+        fn cos(self) -> Self;
+        fn tanh(self) -> Self;
+        fn erf(self) -> Self;
+        fn floor(self) -> Self;
+        fn ceil(self) -> Self;
+        fn round_even(self) -> Self;
+        fn trunc(self) -> Self;
+        fn from_f64c(v: f64) -> Self;
+        fn to_f64c(self) -> f64;
+        fn is_nan_(self) -> bool;
+    }
+    macro_rules! impl_float {
+        ($t:ty, $erf:path) => {
+            impl Float for $t {
+                #[inline(always)]
+                fn exp(self) -> Self {
+                    <$t>::exp(self)
+                }
+                #[inline(always)]
+                fn ln(self) -> Self {
+                    <$t>::ln(self)
+                }
+                #[inline(always)]
+                fn ln_1p(self) -> Self {
+                    <$t>::ln_1p(self)
+                }
+                #[inline(always)]
+                fn sqrt(self) -> Self {
+                    <$t>::sqrt(self)
+                }
+                #[inline(always)]
+                fn sin(self) -> Self {
+                    <$t>::sin(self)
+                }
+                #[inline(always)]
+                fn cos(self) -> Self {
+                    <$t>::cos(self)
+                }
+                #[inline(always)]
+                fn tanh(self) -> Self {
+                    <$t>::tanh(self)
+                }
+                #[inline(always)]
+                fn erf(self) -> Self {
+                    $erf(self)
+                }
+                #[inline(always)]
+                fn floor(self) -> Self {
+                    <$t>::floor(self)
+                }
+                #[inline(always)]
+                fn ceil(self) -> Self {
+                    <$t>::ceil(self)
+                }
+                #[inline(always)]
+                fn round_even(self) -> Self {
+                    <$t>::round_ties_even(self)
+                }
+                #[inline(always)]
+                fn trunc(self) -> Self {
+                    <$t>::trunc(self)
+                }
+                #[inline(always)]
+                fn from_f64c(v: f64) -> Self {
+                    v as $t
+                }
+                #[inline(always)]
+                fn to_f64c(self) -> f64 {
+                    self as f64
+                }
+                #[inline(always)]
+                fn is_nan_(self) -> bool {
+                    self.is_nan()
+                }
+            }
+        };
+    }
+    impl_float!(f32, libm::erff);
+    impl_float!(f64, libm::erf);
+}

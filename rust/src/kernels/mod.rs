@@ -1,0 +1,6 @@
+//! Compute kernels. They see slices and layouts, never the autograd graph.
+
+pub mod copy;
+pub mod elementwise;
+pub mod matmul;
+pub mod reduce;

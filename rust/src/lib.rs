@@ -1,0 +1,17 @@
+//! ferrotorch's Rust core: strided tensors, kernels, and (later) the autograd tape, exposed to
+//! Python as `ferrotorch._C`.
+
+pub mod dtype;
+pub mod error;
+pub mod kernels;
+pub mod layout;
+pub mod py;
+pub mod random;
+pub mod shape;
+pub mod storage;
+pub mod strided_index;
+pub mod tensor;
+
+pub use dtype::DType;
+pub use error::{Error, Result};
+pub use tensor::Tensor;

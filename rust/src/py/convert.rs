@@ -1,0 +1,403 @@
+//! Python values to core values and back: nested sequences, numpy arrays (through the array
+//! interface, zero-copy where torch shares memory), numbers, shapes, subscripts.
+
+use super::pytensor::PyTensor;
+use crate::dtype::{DType, Elem};
+use crate::error::Error;
+use crate::layout::Layout;
+use crate::storage::Storage;
+use crate::tensor::{Scalar, Tensor, TensorIndex};
+use crate::with_dtype;
+use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBool, PyDict, PyEllipsis, PyFloat, PyInt, PyList, PySequence, PySlice, PyTuple};
+
+/// A Python number, or None when `obj` is not one (bool is checked before int).
+pub fn as_scalar(obj: &Bound<'_, PyAny>) -> Option<Scalar> {
+    if obj.is_instance_of::<PyBool>() {
+        return obj.extract::<bool>().ok().map(Scalar::Bool);
+    }
+    if obj.is_instance_of::<PyInt>() {
+        return obj.extract::<i64>().ok().map(Scalar::Int);
+    }
+    if obj.is_instance_of::<PyFloat>() {
+        return obj.extract::<f64>().ok().map(Scalar::Float);
+    }
+    // numpy scalars: np.bool_, integers (through __index__), floating.
+    let ty = obj.get_type();
+    let module = ty.module().ok()?;
+    if module.to_string() != "numpy" {
+        return None;
+    }
+    let name = ty.name().ok()?.to_string();
+    if name == "bool" || name == "bool_" {
+        return obj.call_method0("__bool__").ok()?.extract::<bool>().ok().map(Scalar::Bool);
+    }
+    if name.starts_with("int") || name.starts_with("uint") {
+        return obj.extract::<i64>().ok().map(Scalar::Int);
+    }
+    if name.starts_with("float") {
+        return obj.extract::<f64>().ok().map(Scalar::Float);
+    }
+    None
+}
+
+/// Shapes given as varargs (`view(2, 3)`) or as one sequence (`view((2, 3))`).
+pub fn shape_args(args: &Bound<'_, PyTuple>) -> PyResult<Vec<i64>> {
+    if args.len() == 1 {
+        let first = args.get_item(0)?;
+        if !first.is_instance_of::<PyInt>() {
+            if let Ok(seq) = first.cast::<PySequence>() {
+                return seq_ints(seq);
+            }
+            if let Ok(v) = first.extract::<i64>() {
+                return Ok(vec![v]);
+            }
+            return Err(PyTypeError::new_err(format!(
+                "expected a sequence of integers or integers as the size, but got {}",
+                first.get_type().name()?
+            )));
+        }
+    }
+    seq_ints(args.cast::<PySequence>()?)
+}
+
+fn seq_ints(seq: &Bound<'_, PySequence>) -> PyResult<Vec<i64>> {
+    let mut out = Vec::with_capacity(seq.len()?);
+    for item in seq.try_iter()? {
+        let item = item?;
+        if item.is_instance_of::<PyFloat>() || item.is_instance_of::<PyBool>() {
+            return Err(PyTypeError::new_err(format!(
+                "sizes must be integers, but got an element of type {}",
+                item.get_type().name()?
+            )));
+        }
+        out.push(item.extract::<i64>().map_err(|_| {
+            PyTypeError::new_err(format!(
+                "sizes must be integers, but got an element of type {}",
+                item.get_type().name().map(|n| n.to_string()).unwrap_or_default()
+            ))
+        })?);
+    }
+    Ok(out)
+}
+
+/// Non-negative sizes for creation ops.
+pub fn sizes(args: &Bound<'_, PyTuple>) -> PyResult<Vec<usize>> {
+    shape_args(args)?
+        .into_iter()
+        .map(|d| {
+            if d < 0 {
+                Err(PyRuntimeError::new_err(format!(
+                    "Trying to create tensor with negative dimension {d}: {:?}",
+                    shape_args(args).unwrap_or_default()
+                )))
+            } else {
+                Ok(d as usize)
+            }
+        })
+        .collect()
+}
+
+// *** building tensors from Python data ***
+
+#[derive(Clone, Copy, PartialEq, PartialOrd)]
+enum Kind {
+    Bool,
+    Int,
+    Float,
+}
+
+/// Flattened values of a nested sequence with its inferred shape and dtype.
+struct Nested {
+    shape: Vec<usize>,
+    values: Vec<Scalar>,
+    kind: Kind,
+    /// The dtype of tensors found inside the data (torch.tensor([t1, t2]) keeps it).
+    tensor_dtype: Option<DType>,
+}
+
+fn walk(obj: &Bound<'_, PyAny>, depth: usize, out: &mut Nested) -> PyResult<()> {
+    if let Some(s) = as_scalar(obj) {
+        if depth != out.shape.len() {
+            return Err(PyValueError::new_err(format!(
+                "expected sequence of length {} at dim {depth} (got a number)",
+                out.shape.get(depth).copied().unwrap_or(0)
+            )));
+        }
+        let k = match s {
+            Scalar::Bool(_) => Kind::Bool,
+            Scalar::Int(_) => Kind::Int,
+            Scalar::Float(_) => Kind::Float,
+        };
+        if k > out.kind {
+            out.kind = k;
+        }
+        out.values.push(s);
+        return Ok(());
+    }
+    if let Ok(t) = obj.cast::<PyTensor>() {
+        let t = t.borrow().t.clone();
+        if t.dims() != 0 {
+            return Err(PyValueError::new_err(
+                "only one element tensors can be converted to Python scalars (use torch.stack to join tensors)",
+            ));
+        }
+        let d = t.dtype();
+        out.tensor_dtype = Some(out.tensor_dtype.map_or(d, |x| x.promote(d)));
+        let s = if d.is_float() {
+            Scalar::Float(t.item_f64()?)
+        } else if d == DType::Bool {
+            Scalar::Bool(t.item_i64()? != 0)
+        } else {
+            Scalar::Int(t.item_i64()?)
+        };
+        return walk(&s_to_py(obj.py(), s)?, depth, out);
+    }
+    if obj.is_instance_of::<pyo3::types::PyString>() {
+        return Err(PyTypeError::new_err("new(): invalid data type 'str'"));
+    }
+    let seq = obj.cast::<PySequence>().map_err(|_| {
+        PyTypeError::new_err(format!(
+            "Could not infer dtype of {}",
+            obj.get_type().name().map(|n| n.to_string()).unwrap_or_default()
+        ))
+    })?;
+    let n = seq.len()?;
+    if depth == out.shape.len() {
+        if !out.values.is_empty() {
+            return Err(PyValueError::new_err(format!(
+                "expected a number at dim {depth} but got a sequence of length {n}"
+            )));
+        }
+        out.shape.push(n);
+    } else if out.shape[depth] != n {
+        return Err(PyValueError::new_err(format!(
+            "expected sequence of length {} at dim {depth} (got {n})",
+            out.shape[depth]
+        )));
+    }
+    for item in seq.try_iter()? {
+        walk(&item?, depth + 1, out)?;
+    }
+    Ok(())
+}
+
+fn s_to_py(py: Python<'_>, s: Scalar) -> PyResult<Bound<'_, PyAny>> {
+    Ok(match s {
+        Scalar::Bool(b) => PyBool::new(py, b).to_owned().into_any(),
+        Scalar::Int(i) => i.into_pyobject(py)?.into_any(),
+        Scalar::Float(f) => f.into_pyobject(py)?.into_any(),
+    })
+}
+
+fn has_array_interface(obj: &Bound<'_, PyAny>) -> bool {
+    obj.hasattr("__array_interface__").unwrap_or(false) && obj.cast::<PyTensor>().is_err()
+}
+
+/// `ferrotorch.tensor(data)`: always a copy.
+pub fn tensor_from_data(obj: &Bound<'_, PyAny>, dtype: Option<DType>) -> PyResult<Tensor> {
+    if let Ok(t) = obj.cast::<PyTensor>() {
+        let t = t.borrow().t.deep_copy();
+        return Ok(match dtype {
+            Some(d) => t.to_dtype(d),
+            None => t,
+        });
+    }
+    if has_array_interface(obj) {
+        let t = from_numpy(obj)?.deep_copy();
+        return Ok(match dtype {
+            Some(d) => t.to_dtype(d),
+            None => t,
+        });
+    }
+    let mut n = Nested {
+        shape: vec![],
+        values: vec![],
+        kind: Kind::Bool,
+        tensor_dtype: None,
+    };
+    walk(obj, 0, &mut n)?;
+    if n.values.is_empty() && n.shape.is_empty() {
+        return Err(PyTypeError::new_err("Could not infer dtype"));
+    }
+    let inferred = match (n.tensor_dtype, n.kind) {
+        (Some(d), k) if !(k == Kind::Float && !d.is_float()) => d,
+        (_, Kind::Bool) if !n.values.is_empty() => DType::Bool,
+        (_, Kind::Int) => DType::I64,
+        _ => DType::F32,
+    };
+    let dt = dtype.unwrap_or(inferred);
+    with_dtype!(dt, T, {
+        let v: Vec<T> = n.values.iter().map(|s| s.to_elem::<T>()).collect();
+        Ok(Tensor::from_vec(v, &n.shape)?)
+    })
+}
+
+fn typestr_dtype(ts: &str) -> Option<DType> {
+    Some(match &ts[1..] {
+        "b1" => DType::Bool,
+        "u1" => DType::U8,
+        "i4" => DType::I32,
+        "i8" => DType::I64,
+        "f2" => DType::F16,
+        "f4" => DType::F32,
+        "f8" => DType::F64,
+        _ => return None,
+    })
+}
+
+pub fn typestr(dtype: DType) -> PyResult<&'static str> {
+    Ok(match dtype {
+        DType::Bool => "|b1",
+        DType::U8 => "|u1",
+        DType::I32 => "<i4",
+        DType::I64 => "<i8",
+        DType::F16 => "<f2",
+        DType::F32 => "<f4",
+        DType::F64 => "<f8",
+        DType::BF16 => {
+            return Err(PyTypeError::new_err(
+                "Got unsupported ScalarType BFloat16 (numpy has no bfloat16; use .float() first)",
+            ))
+        }
+    })
+}
+
+/// Wraps a numpy array's memory without copying (torch.from_numpy semantics).
+pub fn from_numpy(arr: &Bound<'_, PyAny>) -> PyResult<Tensor> {
+    let iface = arr.getattr("__array_interface__")?;
+    let iface = iface.cast::<PyDict>()?;
+    let ts: String = iface.get_item("typestr")?.ok_or_else(|| PyTypeError::new_err("bad __array_interface__"))?.extract()?;
+    if ts.starts_with('>') {
+        let native = arr.call_method1("astype", (arr.getattr("dtype")?.call_method1("newbyteorder", ("=",))?,))?;
+        return from_numpy(&native);
+    }
+    let dtype = typestr_dtype(&ts).ok_or_else(|| {
+        PyTypeError::new_err(format!(
+            "can't convert np.ndarray of type {}. The only supported types are: float64, float32, float16, int64, int32, uint8, and bool.",
+            arr.getattr("dtype").map(|d| d.to_string()).unwrap_or(ts.clone())
+        ))
+    })?;
+    let (ptr, _ro): (usize, bool) = iface.get_item("data")?.ok_or_else(|| PyTypeError::new_err("bad __array_interface__"))?.extract()?;
+    let shape: Vec<usize> = iface.get_item("shape")?.ok_or_else(|| PyTypeError::new_err("bad __array_interface__"))?.extract()?;
+    let item = dtype.size_in_bytes() as i64;
+    let strides: Option<Vec<i64>> = match iface.get_item("strides")? {
+        Some(s) if !s.is_none() => Some(s.extract()?),
+        _ => None,
+    };
+    let stride: Vec<usize> = match strides {
+        None => crate::shape::contiguous_strides(&shape),
+        Some(s) => {
+            let mut out = Vec::with_capacity(s.len());
+            for &b in &s {
+                if b < 0 {
+                    return Err(PyValueError::new_err(
+                        "At least one stride in the given numpy array is negative, and tensors with negative strides are not currently supported. (You can probably work around this by making a copy of your array  with array.copy().) ",
+                    ));
+                }
+                if b % item != 0 {
+                    return Err(PyValueError::new_err(format!(
+                        "given numpy array strides not a multiple of the element byte size ({s:?} for itemsize {item}). Copy the numpy array to reallocate the memory."
+                    )));
+                }
+                out.push((b / item) as usize);
+            }
+            out
+        }
+    };
+    if ptr % item as usize != 0 && shape.iter().product::<usize>() > 0 {
+        return Err(PyValueError::new_err("the numpy array's data is not aligned for its dtype; copy it first"));
+    }
+    let layout = Layout::new(shape, stride, 0);
+    let len = layout.storage_extent();
+    let owner: Py<PyAny> = arr.clone().unbind();
+    let ptr = if len == 0 { std::ptr::NonNull::<u64>::dangling().as_ptr() as usize } else { ptr };
+    // SAFETY: the array interface promises `len` elements of `dtype` at `ptr`; holding the
+    // array object keeps that memory alive.
+    let storage = unsafe { Storage::from_external(ptr as *mut u8, len, dtype, Box::new(owner)) };
+    Ok(Tensor::from_storage(storage, layout))
+}
+
+/// Nested Python lists of the elements (`tolist`).
+pub fn to_pylist(py: Python<'_>, t: &Tensor) -> PyResult<Py<PyAny>> {
+    fn build<'py, T: Elem>(py: Python<'py>, v: &[T], shape: &[usize], dtype: DType) -> PyResult<Bound<'py, PyAny>> {
+        if shape.is_empty() {
+            let x = v[0];
+            return Ok(if dtype.is_float() {
+                x.to_f64().into_pyobject(py)?.into_any()
+            } else if dtype == DType::Bool {
+                PyBool::new(py, x.is_nonzero()).to_owned().into_any()
+            } else {
+                x.to_i64().into_pyobject(py)?.into_any()
+            });
+        }
+        let step: usize = shape[1..].iter().product();
+        let items = (0..shape[0])
+            .map(|i| build(py, &v[i * step..(i + 1) * step], &shape[1..], dtype))
+            .collect::<PyResult<Vec<_>>>()?;
+        Ok(PyList::new(py, items)?.into_any())
+    }
+    with_dtype!(t.dtype(), T, {
+        let v = t.to_vec::<T>();
+        Ok(build(py, &v, t.shape(), t.dtype())?.unbind())
+    })
+}
+
+// *** subscripts ***
+
+pub fn parse_index(key: &Bound<'_, PyAny>) -> PyResult<Vec<TensorIndex>> {
+    if let Ok(tup) = key.cast::<PyTuple>() {
+        return tup.iter().map(|k| one_index(&k)).collect();
+    }
+    Ok(vec![one_index(key)?])
+}
+
+fn one_index(k: &Bound<'_, PyAny>) -> PyResult<TensorIndex> {
+    if k.is_none() {
+        return Ok(TensorIndex::NewAxis);
+    }
+    if k.is_instance_of::<PyEllipsis>() {
+        return Ok(TensorIndex::Ellipsis);
+    }
+    if k.is_instance_of::<PyBool>() {
+        return Ok(TensorIndex::Tensor(Tensor::scalar(Scalar::Bool(k.extract()?), DType::Bool)));
+    }
+    if k.is_instance_of::<PyInt>() {
+        return Ok(TensorIndex::Int(k.extract()?));
+    }
+    if let Ok(s) = k.cast::<PySlice>() {
+        let get = |name: &str| -> PyResult<Option<i64>> {
+            let v = s.getattr(name)?;
+            if v.is_none() {
+                Ok(None)
+            } else {
+                Ok(Some(v.extract::<i64>().map_err(|_| {
+                    PyTypeError::new_err("slice indices must be integers or None or have an __index__ method")
+                })?))
+            }
+        };
+        return Ok(TensorIndex::Slice(get("start")?, get("stop")?, get("step")?.unwrap_or(1)));
+    }
+    if let Ok(t) = k.cast::<PyTensor>() {
+        let t = t.borrow().t.clone();
+        if t.dims() == 0 && t.dtype().is_int() {
+            return Ok(TensorIndex::Int(t.item_i64()?));
+        }
+        return Ok(TensorIndex::Tensor(t));
+    }
+    if k.is_instance_of::<PyList>() || has_array_interface(k) {
+        return Ok(TensorIndex::Tensor(tensor_from_data(k, None)?));
+    }
+    if let Ok(i) = k.extract::<i64>() {
+        return Ok(TensorIndex::Int(i));
+    }
+    Err(PyTypeError::new_err(format!(
+        "only integers, slices (`:`), ellipsis (`...`), None and long or byte Variables are valid indices (got {})",
+        k.get_type().name()?
+    )))
+}
+
+pub fn err(e: Error) -> PyErr {
+    e.into()
+}

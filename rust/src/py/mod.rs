@@ -1,0 +1,304 @@
+//! The `ferrotorch._C` extension module: thin bindings over the core.
+
+pub mod convert;
+pub mod dtype;
+pub mod errors;
+pub mod pytensor;
+pub mod random;
+
+use crate::dtype::DType;
+use crate::tensor::math::Arg;
+use crate::tensor::{Scalar, Tensor};
+use convert::{as_scalar, sizes, tensor_from_data};
+use pyo3::exceptions::{PyRuntimeError, PyTypeError};
+use pyo3::prelude::*;
+use pyo3::types::{PyAny, PyTuple};
+use pytensor::{dtype_arg, new_py, PyTensor};
+
+/// Creation-op keyword arguments shared by every factory.
+fn finish(py: Python<'_>, t: Tensor, requires_grad: bool) -> PyResult<Py<PyTensor>> {
+    let mut p = PyTensor::wrap(t);
+    if requires_grad {
+        if !p.t.dtype().is_float() {
+            return Err(PyRuntimeError::new_err(format!(
+                "only Tensors of floating point and complex dtype can require gradients (got {})",
+                p.t.dtype().name()
+            )));
+        }
+        p.requires_grad = true;
+    }
+    Py::new(py, p)
+}
+
+fn check_device(device: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+    if let Some(d) = device {
+        if !d.is_none() {
+            let s = d.str()?.to_string();
+            if !(s == "cpu" || s.starts_with("cpu:") || s == "device(type='cpu')") {
+                return Err(PyRuntimeError::new_err(format!(
+                    "device '{s}' is not available: this build of ferrotorch runs on the CPU only"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[pyfunction]
+#[pyo3(signature = (data, *, dtype=None, device=None, requires_grad=false, pin_memory=false))]
+fn tensor(py: Python<'_>, data: &Bound<'_, PyAny>, dtype: Option<&Bound<'_, PyAny>>, device: Option<&Bound<'_, PyAny>>, requires_grad: bool, pin_memory: bool) -> PyResult<Py<PyTensor>> {
+    let _ = pin_memory;
+    check_device(device)?;
+    let t = tensor_from_data(data, dtype_arg(dtype)?)?;
+    finish(py, t, requires_grad)
+}
+
+#[pyfunction]
+fn from_numpy(py: Python<'_>, ndarray: &Bound<'_, PyAny>) -> PyResult<Py<PyTensor>> {
+    if !ndarray.hasattr("__array_interface__")? {
+        return Err(PyTypeError::new_err(format!(
+            "expected np.ndarray (got {})",
+            ndarray.get_type().name()?
+        )));
+    }
+    new_py(py, convert::from_numpy(ndarray)?)
+}
+
+fn default_float(dtype: Option<&Bound<'_, PyAny>>) -> PyResult<DType> {
+    Ok(dtype_arg(dtype)?.unwrap_or(DType::F32))
+}
+
+#[pyfunction]
+#[pyo3(signature = (*size, dtype=None, device=None, requires_grad=false, out=None, layout=None, pin_memory=false))]
+#[allow(clippy::too_many_arguments)]
+fn zeros(py: Python<'_>, size: &Bound<'_, PyTuple>, dtype: Option<&Bound<'_, PyAny>>, device: Option<&Bound<'_, PyAny>>, requires_grad: bool, out: Option<&Bound<'_, PyAny>>, layout: Option<&Bound<'_, PyAny>>, pin_memory: bool) -> PyResult<Py<PyTensor>> {
+    let _ = (out, layout, pin_memory);
+    check_device(device)?;
+    finish(py, Tensor::zeros(&sizes(size)?, default_float(dtype)?)?, requires_grad)
+}
+
+#[pyfunction]
+#[pyo3(signature = (*size, dtype=None, device=None, requires_grad=false, out=None, layout=None, pin_memory=false))]
+#[allow(clippy::too_many_arguments)]
+fn ones(py: Python<'_>, size: &Bound<'_, PyTuple>, dtype: Option<&Bound<'_, PyAny>>, device: Option<&Bound<'_, PyAny>>, requires_grad: bool, out: Option<&Bound<'_, PyAny>>, layout: Option<&Bound<'_, PyAny>>, pin_memory: bool) -> PyResult<Py<PyTensor>> {
+    let _ = (out, layout, pin_memory);
+    check_device(device)?;
+    finish(py, Tensor::full(&sizes(size)?, Scalar::Int(1), default_float(dtype)?)?, requires_grad)
+}
+
+/// `empty` returns zeros: uninitialised memory would make runs irreproducible for no gain here.
+#[pyfunction]
+#[pyo3(signature = (*size, dtype=None, device=None, requires_grad=false, out=None, layout=None, pin_memory=false, memory_format=None))]
+#[allow(clippy::too_many_arguments)]
+fn empty(py: Python<'_>, size: &Bound<'_, PyTuple>, dtype: Option<&Bound<'_, PyAny>>, device: Option<&Bound<'_, PyAny>>, requires_grad: bool, out: Option<&Bound<'_, PyAny>>, layout: Option<&Bound<'_, PyAny>>, pin_memory: bool, memory_format: Option<&Bound<'_, PyAny>>) -> PyResult<Py<PyTensor>> {
+    let _ = (out, layout, pin_memory, memory_format);
+    check_device(device)?;
+    finish(py, Tensor::zeros(&sizes(size)?, default_float(dtype)?)?, requires_grad)
+}
+
+#[pyfunction]
+#[pyo3(signature = (size, fill_value, *, dtype=None, device=None, requires_grad=false))]
+fn full(py: Python<'_>, size: &Bound<'_, PyAny>, fill_value: &Bound<'_, PyAny>, dtype: Option<&Bound<'_, PyAny>>, device: Option<&Bound<'_, PyAny>>, requires_grad: bool) -> PyResult<Py<PyTensor>> {
+    check_device(device)?;
+    let v = scalar_arg(fill_value, "full", "fill_value")?;
+    let dt = match dtype_arg(dtype)? {
+        Some(d) => d,
+        None => v.dtype(),
+    };
+    let shape = sizes(&PyTuple::new(py, [size])?)?;
+    finish(py, Tensor::full(&shape, v, dt)?, requires_grad)
+}
+
+fn scalar_arg(o: &Bound<'_, PyAny>, op: &str, name: &str) -> PyResult<Scalar> {
+    if let Ok(t) = o.cast::<PyTensor>() {
+        let t = &t.borrow().t;
+        if t.elem_count() == 1 {
+            return Ok(if t.dtype().is_float() {
+                Scalar::Float(t.item_f64()?)
+            } else if t.dtype() == DType::Bool {
+                Scalar::Bool(t.item_i64()? != 0)
+            } else {
+                Scalar::Int(t.item_i64()?)
+            });
+        }
+    }
+    as_scalar(o).ok_or_else(|| {
+        PyTypeError::new_err(format!(
+            "{op}(): argument '{name}' must be Number, not {}",
+            o.get_type().name().map(|n| n.to_string()).unwrap_or_default()
+        ))
+    })
+}
+
+fn like_dtype(input: &PyTensor, dtype: Option<&Bound<'_, PyAny>>) -> PyResult<DType> {
+    Ok(dtype_arg(dtype)?.unwrap_or(input.t.dtype()))
+}
+
+#[pyfunction]
+#[pyo3(signature = (input, *, dtype=None, device=None, requires_grad=false, memory_format=None))]
+fn zeros_like(py: Python<'_>, input: PyRef<'_, PyTensor>, dtype: Option<&Bound<'_, PyAny>>, device: Option<&Bound<'_, PyAny>>, requires_grad: bool, memory_format: Option<&Bound<'_, PyAny>>) -> PyResult<Py<PyTensor>> {
+    let _ = memory_format;
+    check_device(device)?;
+    finish(py, Tensor::zeros(input.t.shape(), like_dtype(&input, dtype)?)?, requires_grad)
+}
+
+#[pyfunction]
+#[pyo3(signature = (input, *, dtype=None, device=None, requires_grad=false, memory_format=None))]
+fn ones_like(py: Python<'_>, input: PyRef<'_, PyTensor>, dtype: Option<&Bound<'_, PyAny>>, device: Option<&Bound<'_, PyAny>>, requires_grad: bool, memory_format: Option<&Bound<'_, PyAny>>) -> PyResult<Py<PyTensor>> {
+    let _ = memory_format;
+    check_device(device)?;
+    finish(py, Tensor::full(input.t.shape(), Scalar::Int(1), like_dtype(&input, dtype)?)?, requires_grad)
+}
+
+#[pyfunction]
+#[pyo3(signature = (input, *, dtype=None, device=None, requires_grad=false, memory_format=None))]
+fn empty_like(py: Python<'_>, input: PyRef<'_, PyTensor>, dtype: Option<&Bound<'_, PyAny>>, device: Option<&Bound<'_, PyAny>>, requires_grad: bool, memory_format: Option<&Bound<'_, PyAny>>) -> PyResult<Py<PyTensor>> {
+    zeros_like(py, input, dtype, device, requires_grad, memory_format)
+}
+
+#[pyfunction]
+#[pyo3(signature = (input, fill_value, *, dtype=None, device=None, requires_grad=false, memory_format=None))]
+#[allow(clippy::too_many_arguments)]
+fn full_like(py: Python<'_>, input: PyRef<'_, PyTensor>, fill_value: &Bound<'_, PyAny>, dtype: Option<&Bound<'_, PyAny>>, device: Option<&Bound<'_, PyAny>>, requires_grad: bool, memory_format: Option<&Bound<'_, PyAny>>) -> PyResult<Py<PyTensor>> {
+    let _ = memory_format;
+    check_device(device)?;
+    let v = scalar_arg(fill_value, "full_like", "fill_value")?;
+    finish(py, Tensor::full(input.t.shape(), v, like_dtype(&input, dtype)?)?, requires_grad)
+}
+
+#[pyfunction]
+#[pyo3(signature = (start, end=None, step=None, *, dtype=None, device=None, requires_grad=false, out=None))]
+#[allow(clippy::too_many_arguments)]
+fn arange(py: Python<'_>, start: &Bound<'_, PyAny>, end: Option<&Bound<'_, PyAny>>, step: Option<&Bound<'_, PyAny>>, dtype: Option<&Bound<'_, PyAny>>, device: Option<&Bound<'_, PyAny>>, requires_grad: bool, out: Option<&Bound<'_, PyAny>>) -> PyResult<Py<PyTensor>> {
+    let _ = out;
+    check_device(device)?;
+    let a = scalar_arg(start, "arange", "start")?;
+    let (s, e) = match end {
+        Some(e) if !e.is_none() => (a, scalar_arg(e, "arange", "end")?),
+        _ => (Scalar::Int(0), a),
+    };
+    let st = match step {
+        Some(x) if !x.is_none() => scalar_arg(x, "arange", "step")?,
+        _ => Scalar::Int(1),
+    };
+    let any_float = [s, e, st].iter().any(|v| matches!(v, Scalar::Float(_)));
+    let dt = dtype_arg(dtype)?.unwrap_or(if any_float { DType::F32 } else { DType::I64 });
+    finish(py, Tensor::arange(s, e, st, dt)?, requires_grad)
+}
+
+#[pyfunction]
+#[pyo3(signature = (start, end, steps, *, dtype=None, device=None, requires_grad=false))]
+fn linspace(py: Python<'_>, start: &Bound<'_, PyAny>, end: &Bound<'_, PyAny>, steps: i64, dtype: Option<&Bound<'_, PyAny>>, device: Option<&Bound<'_, PyAny>>, requires_grad: bool) -> PyResult<Py<PyTensor>> {
+    check_device(device)?;
+    let s = scalar_arg(start, "linspace", "start")?.to_f64();
+    let e = scalar_arg(end, "linspace", "end")?.to_f64();
+    finish(py, Tensor::linspace(s, e, steps, default_float(dtype)?)?, requires_grad)
+}
+
+#[pyfunction]
+#[pyo3(signature = (n, m=None, *, dtype=None, device=None, requires_grad=false))]
+fn eye(py: Python<'_>, n: i64, m: Option<i64>, dtype: Option<&Bound<'_, PyAny>>, device: Option<&Bound<'_, PyAny>>, requires_grad: bool) -> PyResult<Py<PyTensor>> {
+    check_device(device)?;
+    let m = m.unwrap_or(n);
+    if n < 0 || m < 0 {
+        return Err(PyRuntimeError::new_err(format!("n and m must be non-negative, got n={n}, m={m}")));
+    }
+    finish(py, Tensor::eye(n as usize, m as usize, default_float(dtype)?)?, requires_grad)
+}
+
+fn tensor_list(tensors: &Bound<'_, PyAny>, op: &str) -> PyResult<Vec<Tensor>> {
+    let mut out = Vec::new();
+    for item in tensors.try_iter().map_err(|_| PyTypeError::new_err(format!("{op}(): argument 'tensors' must be tuple of Tensors")))? {
+        let item = item?;
+        let t = item.cast::<PyTensor>().map_err(|_| {
+            PyTypeError::new_err(format!(
+                "{op}(): argument 'tensors' must be tuple of Tensors, but found element of type {}",
+                item.get_type().name().map(|n| n.to_string()).unwrap_or_default()
+            ))
+        })?;
+        out.push(t.borrow().t.clone());
+    }
+    Ok(out)
+}
+
+#[pyfunction]
+#[pyo3(signature = (tensors, dim=0, *, out=None))]
+fn cat(py: Python<'_>, tensors: &Bound<'_, PyAny>, dim: i64, out: Option<&Bound<'_, PyAny>>) -> PyResult<Py<PyTensor>> {
+    let _ = out;
+    let ts = tensor_list(tensors, "cat")?;
+    new_py(py, py.detach(|| Tensor::cat(&ts, dim))?)
+}
+
+#[pyfunction]
+#[pyo3(signature = (tensors, dim=0, *, out=None))]
+fn stack(py: Python<'_>, tensors: &Bound<'_, PyAny>, dim: i64, out: Option<&Bound<'_, PyAny>>) -> PyResult<Py<PyTensor>> {
+    let _ = out;
+    let ts = tensor_list(tensors, "stack")?;
+    new_py(py, py.detach(|| Tensor::stack(&ts, dim))?)
+}
+
+/// torch.where(condition, input, other); either value may be a Python number.
+#[pyfunction]
+#[pyo3(name = "where", signature = (condition, input=None, other=None))]
+fn where_(py: Python<'_>, condition: PyRef<'_, PyTensor>, input: Option<&Bound<'_, PyAny>>, other: Option<&Bound<'_, PyAny>>) -> PyResult<Py<PyAny>> {
+    let (Some(a), Some(b)) = (input, other) else {
+        return condition.nonzero_tuple(py);
+    };
+    let wrap = |o: &Bound<'_, PyAny>| -> PyResult<(Tensor, bool)> {
+        if let Ok(t) = o.cast::<PyTensor>() {
+            return Ok((t.borrow().t.clone(), false));
+        }
+        let s = as_scalar(o).ok_or_else(|| PyTypeError::new_err("where(): expected Tensor or Number"))?;
+        Ok((crate::tensor::math::wrap_scalar(s), true))
+    };
+    let (ta, wa) = wrap(a)?;
+    let (tb, wb) = wrap(b)?;
+    let r = Tensor::where_(&condition.t, Arg { tensor: &ta, wrapped: wa }, Arg { tensor: &tb, wrapped: wb })?;
+    Ok(new_py(py, r)?.into_any())
+}
+
+impl PyTensor {
+    fn nonzero_tuple(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        let nz = self.t.nonzero()?;
+        let cols = (0..self.t.dims())
+            .map(|j| Ok(new_py(py, nz.select(1, j as i64)?.contiguous())?))
+            .collect::<PyResult<Vec<_>>>()?;
+        Ok(PyTuple::new(py, cols)?.into_any().unbind())
+    }
+}
+
+/// torch.promote_types / result_type helpers used by the Python layer.
+#[pyfunction]
+fn promote_types(py: Python<'_>, a: &Bound<'_, PyAny>, b: &Bound<'_, PyAny>) -> PyResult<Py<dtype::PyDType>> {
+    let (a, b) = (dtype_arg(Some(a))?.unwrap_or(DType::F32), dtype_arg(Some(b))?.unwrap_or(DType::F32));
+    Ok(dtype::py_dtype(py, a.promote(b)))
+}
+
+#[pymodule]
+fn _C(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = m.py();
+    m.add_class::<PyTensor>()?;
+    m.add_class::<dtype::PyDType>()?;
+    for d in DType::ALL {
+        m.add(d.name(), dtype::py_dtype(py, d))?;
+    }
+    m.add_function(wrap_pyfunction!(tensor, m)?)?;
+    m.add_function(wrap_pyfunction!(from_numpy, m)?)?;
+    m.add_function(wrap_pyfunction!(zeros, m)?)?;
+    m.add_function(wrap_pyfunction!(ones, m)?)?;
+    m.add_function(wrap_pyfunction!(empty, m)?)?;
+    m.add_function(wrap_pyfunction!(full, m)?)?;
+    m.add_function(wrap_pyfunction!(zeros_like, m)?)?;
+    m.add_function(wrap_pyfunction!(ones_like, m)?)?;
+    m.add_function(wrap_pyfunction!(empty_like, m)?)?;
+    m.add_function(wrap_pyfunction!(full_like, m)?)?;
+    m.add_function(wrap_pyfunction!(arange, m)?)?;
+    m.add_function(wrap_pyfunction!(linspace, m)?)?;
+    m.add_function(wrap_pyfunction!(eye, m)?)?;
+    m.add_function(wrap_pyfunction!(cat, m)?)?;
+    m.add_function(wrap_pyfunction!(stack, m)?)?;
+    m.add_function(wrap_pyfunction!(where_, m)?)?;
+    m.add_function(wrap_pyfunction!(promote_types, m)?)?;
+    random::register(m)?;
+    Ok(())
+}

@@ -1,0 +1,135 @@
+//! Typed, shared, possibly borrowed memory. A `Storage` is one flat buffer of one dtype; tensors
+//! reference it through an `Arc` together with a `Layout`, so views share it. The buffer either
+//! belongs to us (a `Vec`) or to another owner (a numpy array) that is kept alive here, which is
+//! what makes `from_numpy` and `.numpy()` zero-copy.
+//!
+//! The device/backend switch will live here as well (Cpu today; a torch-backed storage later).
+
+use crate::dtype::{DType, Elem};
+use crate::error::{Error, Result};
+use std::any::Any;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+pub struct Storage {
+    ptr: *mut u8,
+    len: usize,
+    dtype: DType,
+    /// Keeps the memory alive: a `Vec<T>` we allocated or a foreign object.
+    _owner: Box<dyn Any + Send + Sync>,
+    /// Bumped by every in-place write; autograd compares it with the value it saved.
+    version: AtomicU64,
+}
+
+// SAFETY: the buffer is plain old data owned by `_owner`; concurrent access follows torch's
+// model (reads may run in parallel; writes happen from one op at a time, see `write`).
+unsafe impl Send for Storage {}
+unsafe impl Sync for Storage {}
+
+impl Storage {
+    pub fn from_vec<T: Elem>(mut v: Vec<T>) -> Arc<Storage> {
+        let ptr = v.as_mut_ptr() as *mut u8;
+        let len = v.len();
+        Arc::new(Storage {
+            ptr,
+            len,
+            dtype: T::DTYPE,
+            _owner: Box::new(v),
+            version: AtomicU64::new(0),
+        })
+    }
+
+    /// Wraps memory owned by someone else.
+    ///
+    /// # Safety
+    /// `ptr` must point to `len` valid, aligned elements of `dtype` that stay alive and are not
+    /// freed while `owner` lives.
+    pub unsafe fn from_external(
+        ptr: *mut u8,
+        len: usize,
+        dtype: DType,
+        owner: Box<dyn Any + Send + Sync>,
+    ) -> Arc<Storage> {
+        Arc::new(Storage {
+            ptr,
+            len,
+            dtype,
+            _owner: owner,
+            version: AtomicU64::new(0),
+        })
+    }
+
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+    pub fn len(&self) -> usize {
+        self.len
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+    pub fn data_ptr(&self) -> usize {
+        self.ptr as usize
+    }
+    pub fn version(&self) -> u64 {
+        self.version.load(Ordering::Acquire)
+    }
+    pub fn bump_version(&self) {
+        self.version.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// The buffer as a slice of `T`; the dtype must match (checked: a mismatch is a bug).
+    pub fn as_slice<T: Elem>(&self) -> &[T] {
+        assert_eq!(T::DTYPE, self.dtype, "storage dtype mismatch");
+        if self.len == 0 {
+            return &[];
+        }
+        // SAFETY: ptr/len describe `len` initialised elements of T kept alive by `_owner`.
+        unsafe { std::slice::from_raw_parts(self.ptr as *const T, self.len) }
+    }
+
+    /// Writes `values` at the given storage offsets. Callers compute everything they read from
+    /// this storage before calling, so no shared slice is alive during the write.
+    pub fn write<T: Elem>(&self, offsets: impl Iterator<Item = usize>, values: &[T]) {
+        assert_eq!(T::DTYPE, self.dtype, "storage dtype mismatch");
+        let base = self.ptr as *mut T;
+        for (o, &v) in offsets.zip(values) {
+            assert!(o < self.len);
+            // SAFETY: o is in bounds (checked above), memory is valid for writes.
+            unsafe { base.add(o).write(v) };
+        }
+        self.bump_version();
+    }
+
+    /// Writes a contiguous run starting at `offset`.
+    pub fn write_contiguous<T: Elem>(&self, offset: usize, values: &[T]) {
+        assert_eq!(T::DTYPE, self.dtype, "storage dtype mismatch");
+        assert!(offset + values.len() <= self.len);
+        // SAFETY: bounds checked above; source and destination never overlap because `values`
+        // is a fresh buffer computed before the write.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                values.as_ptr(),
+                (self.ptr as *mut T).add(offset),
+                values.len(),
+            )
+        };
+        self.bump_version();
+    }
+}
+
+/// Allocates a vector of `n` copies of `value`, reporting failure instead of aborting.
+pub fn try_vec<T: Elem>(op: &'static str, shape: &[usize], value: T) -> Result<Vec<T>> {
+    let n = crate::shape::checked_elem_count(shape);
+    let oom = || Error::OutOfMemory {
+        op,
+        bytes: shape.iter().map(|&d| d as u128).product::<u128>() * T::DTYPE.size_in_bytes() as u128,
+        shape: shape.to_vec(),
+        dtype: T::DTYPE,
+    };
+    let n = n.ok_or_else(oom)?;
+    let mut v = Vec::new();
+    v.try_reserve_exact(n).map_err(|_| oom())?;
+    v.resize(n, value);
+    Ok(v)
+}

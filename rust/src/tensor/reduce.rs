@@ -1,0 +1,398 @@
+//! Reductions over dims (sum, mean, prod, var/std, max/min, argmax, all/any, logsumexp, norm),
+//! the row-wise ops that share their plumbing (softmax, log_softmax, cumsum, sort, topk).
+
+use super::Tensor;
+use crate::dtype::{DType, Elem};
+use crate::error::{Error, Result};
+use crate::kernels::reduce::{arg_extreme, rows, rows_inplace, sum_f64};
+use crate::shape::normalize_dims;
+use crate::with_dtype;
+
+/// A tensor rearranged as contiguous rows: reduced dims last.
+struct Rows {
+    t: Tensor,
+    n_rows: usize,
+    r: usize,
+    keep_shape: Vec<usize>,
+    drop_shape: Vec<usize>,
+}
+
+impl Rows {
+    fn out_shape(&self, keepdim: bool) -> &[usize] {
+        if keepdim {
+            &self.keep_shape
+        } else {
+            &self.drop_shape
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReduceOp {
+    Sum,
+    Mean,
+    Prod,
+    Max,
+    Min,
+    All,
+    Any,
+    LogSumExp,
+}
+
+impl Tensor {
+    /// Permutes the given dims (empty = all) to the end and makes the tensor contiguous.
+    fn as_rows(&self, dims: &[i64]) -> Result<Rows> {
+        let nd = self.dims();
+        let dims = if dims.is_empty() {
+            (0..nd).collect()
+        } else {
+            normalize_dims(dims, nd)?
+        };
+        let kept: Vec<usize> = (0..nd).filter(|d| !dims.contains(d)).collect();
+        let perm: Vec<i64> = kept.iter().chain(dims.iter()).map(|&d| d as i64).collect();
+        let t = if nd == 0 { self.clone() } else { self.permute(&perm)?.contiguous() };
+        let r: usize = dims.iter().map(|&d| self.shape()[d]).product();
+        let n_rows: usize = kept.iter().map(|&d| self.shape()[d]).product();
+        let keep_shape = (0..nd)
+            .map(|d| if dims.contains(&d) { 1 } else { self.shape()[d] })
+            .collect();
+        let drop_shape = kept.iter().map(|&d| self.shape()[d]).collect();
+        Ok(Rows {
+            t,
+            n_rows,
+            r,
+            keep_shape,
+            drop_shape,
+        })
+    }
+
+    pub fn reduce(&self, op: ReduceOp, dims: &[i64], keepdim: bool, dtype: Option<DType>) -> Result<Tensor> {
+        use ReduceOp::*;
+        let src = match dtype {
+            Some(d) => self.to_dtype(d),
+            None => self.clone(),
+        };
+        let dt = src.dtype();
+        let rows_ = src.as_rows(dims)?;
+        let shape = rows_.out_shape(keepdim).to_vec();
+        let (n, r) = (rows_.n_rows, rows_.r);
+        match op {
+            Sum | Prod => {
+                let out_dt = if dt.is_float() { dt } else { DType::I64 };
+                if out_dt.is_float() {
+                    let v: Vec<f64> = with_dtype!(dt, T, {
+                        let data = rows_.t.to_vec::<T>();
+                        if op == Sum {
+                            rows(&data, n, r, sum_f64::<T>)
+                        } else {
+                            rows(&data, n, r, |row: &[T]| row.iter().map(|x| x.to_f64()).product())
+                        }
+                    });
+                    Ok(Tensor::from_vec(v, &shape)?.to_dtype(out_dt))
+                } else {
+                    let data = rows_.t.to_vec_as::<i64>();
+                    let v: Vec<i64> = if op == Sum {
+                        rows(&data, n, r, |row: &[i64]| row.iter().fold(0i64, |a, &b| a.wrapping_add(b)))
+                    } else {
+                        rows(&data, n, r, |row: &[i64]| row.iter().fold(1i64, |a, &b| a.wrapping_mul(b)))
+                    };
+                    Tensor::from_vec(v, &shape)
+                }
+            }
+            Mean => {
+                if !dt.is_float() {
+                    return Err(Error::runtime(format!(
+                        "mean(): could not infer output dtype. Input dtype must be either a floating point or complex dtype. Got: {dt}"
+                    )));
+                }
+                let v: Vec<f64> = with_dtype!(dt, T, {
+                    let data = rows_.t.to_vec::<T>();
+                    rows(&data, n, r, |row: &[T]| sum_f64(row) / r as f64)
+                });
+                Ok(Tensor::from_vec(v, &shape)?.to_dtype(dt))
+            }
+            Max | Min => {
+                if r == 0 {
+                    return Err(Error::runtime(format!(
+                        "{}(): Expected reduction dim to be specified for input.numel() == 0. Specify the reduction dim with the 'dim' argument (input shape {:?}).",
+                        if op == Max { "amax" } else { "amin" },
+                        self.shape()
+                    )));
+                }
+                with_dtype!(dt, T, {
+                    let data = rows_.t.to_vec::<T>();
+                    let v: Vec<T> = rows(&data, n, r, |row: &[T]| arg_extreme(row, op == Max).1);
+                    Tensor::from_vec(v, &shape)
+                })
+            }
+            All | Any => {
+                let v: Vec<bool> = with_dtype!(dt, T, {
+                    let data = rows_.t.to_vec::<T>();
+                    if op == All {
+                        rows(&data, n, r, |row: &[T]| row.iter().all(|x| x.is_nonzero()))
+                    } else {
+                        rows(&data, n, r, |row: &[T]| row.iter().any(|x| x.is_nonzero()))
+                    }
+                });
+                // torch keeps uint8 for all/any of uint8 inputs.
+                let out = Tensor::from_vec(v, &shape)?;
+                Ok(if dt == DType::U8 { out.to_dtype(DType::U8) } else { out })
+            }
+            LogSumExp => {
+                let fdt = if dt.is_float() { dt } else { DType::F32 };
+                let data = rows_.t.to_vec_as::<f64>();
+                let v: Vec<f64> = rows(&data, n, r, |row: &[f64]| logsumexp_row(row));
+                Ok(Tensor::from_vec(v, &shape)?.to_dtype(fdt))
+            }
+        }
+    }
+
+    /// Variance (`std` = its square root) with Bessel-style `correction`.
+    pub fn var(&self, dims: &[i64], correction: f64, keepdim: bool, take_sqrt: bool) -> Result<Tensor> {
+        let dt = self.dtype();
+        if !dt.is_float() {
+            return Err(Error::runtime(format!(
+                "std and var only support floating point and complex dtypes, got {dt}"
+            )));
+        }
+        let rows_ = self.as_rows(dims)?;
+        let r = rows_.r;
+        let data = rows_.t.to_vec_as::<f64>();
+        let v: Vec<f64> = rows(&data, rows_.n_rows, r, |row: &[f64]| {
+            let mean = row.iter().sum::<f64>() / r as f64;
+            let ss: f64 = row.iter().map(|x| (x - mean) * (x - mean)).sum();
+            let var = ss / (r as f64 - correction).max(0.0);
+            if take_sqrt {
+                var.sqrt()
+            } else {
+                var
+            }
+        });
+        Ok(Tensor::from_vec(v, rows_.out_shape(keepdim))?.to_dtype(dt))
+    }
+
+    /// Values and indices of the max/min along one dim.
+    pub fn max_min_dim(&self, dim: i64, keepdim: bool, want_max: bool) -> Result<(Tensor, Tensor)> {
+        let d = self.dim(dim)?;
+        let rows_ = self.as_rows(&[dim])?;
+        if rows_.r == 0 {
+            return Err(Error::Index(format!(
+                "{}(): Expected reduction dim {d} to have non-zero size.",
+                if want_max { "max" } else { "min" }
+            )));
+        }
+        let shape = rows_.out_shape(keepdim).to_vec();
+        with_dtype!(self.dtype(), T, {
+            let data = rows_.t.to_vec::<T>();
+            let pairs: Vec<(usize, T)> = rows(&data, rows_.n_rows, rows_.r, |row: &[T]| arg_extreme(row, want_max));
+            let vals: Vec<T> = pairs.iter().map(|p| p.1).collect();
+            let idx: Vec<i64> = pairs.iter().map(|p| p.0 as i64).collect();
+            Ok((Tensor::from_vec(vals, &shape)?, Tensor::from_vec(idx, &shape)?))
+        })
+    }
+
+    /// argmax/argmin; without a dim, over the flattened tensor.
+    pub fn argmax_min(&self, dim: Option<i64>, keepdim: bool, want_max: bool) -> Result<Tensor> {
+        let name = if want_max { "argmax" } else { "argmin" };
+        match dim {
+            Some(d) => {
+                let d_ = self.dim(d)?;
+                if self.dims() > 0 && self.shape()[d_] == 0 {
+                    return Err(Error::Index(format!(
+                        "{name}(): Expected reduction dim {d_} to have non-zero size."
+                    )));
+                }
+                Ok(self.max_min_dim(d, keepdim, want_max)?.1)
+            }
+            None => {
+                if self.elem_count() == 0 {
+                    return Err(Error::runtime(format!(
+                        "{name}(): Expected reduction dim to be specified for input.numel() == 0."
+                    )));
+                }
+                let flat = self.reshape(&[-1])?;
+                let idx = flat.max_min_dim(0, false, want_max)?.1;
+                if keepdim {
+                    idx.reshape(&vec![1; self.dims()])
+                } else {
+                    Ok(idx)
+                }
+            }
+        }
+    }
+
+    /// Applies a row function along `dim` and puts the dim back where it was.
+    fn along_dim<O: Elem>(&self, dim: i64, f: impl Fn(&[f64], &mut [O]) + Sync + Send) -> Result<Tensor> {
+        let d = self.dim(dim)?;
+        let rows_ = self.as_rows(&[dim])?;
+        let data = rows_.t.to_vec_as::<f64>();
+        let out = rows_inplace(&data, rows_.r, f);
+        self.unrow(out, d, rows_.r)
+    }
+
+    /// Turns row-major rows (dim `d` moved last, length `r`) back into our shape.
+    fn unrow<O: Elem>(&self, out: Vec<O>, d: usize, r: usize) -> Result<Tensor> {
+        let nd = self.dims();
+        if nd == 0 {
+            return Tensor::from_vec(out, &[]);
+        }
+        let mut moved: Vec<usize> = (0..nd).filter(|&i| i != d).map(|i| self.shape()[i]).collect();
+        moved.push(r);
+        let t = Tensor::from_vec(out, &moved)?;
+        // Inverse of moving d to the end.
+        let mut perm: Vec<i64> = (0..nd as i64 - 1).collect();
+        perm.insert(d, nd as i64 - 1);
+        Ok(t.permute(&perm)?.contiguous())
+    }
+
+    pub fn softmax(&self, dim: i64, log: bool) -> Result<Tensor> {
+        let dt = if self.dtype().is_float() { self.dtype() } else { DType::F32 };
+        if !self.dtype().is_float() {
+            return Err(Error::runtime(format!(
+                "\"{}_lastdim_kernel_impl\" not implemented for '{}'",
+                if log { "log_softmax" } else { "softmax" },
+                self.dtype()
+            )));
+        }
+        let out = self.along_dim(dim, |row: &[f64], o: &mut [f64]| {
+            let m = row.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+            let m = if m.is_finite() { m } else { 0.0 };
+            let s: f64 = row.iter().map(|x| (x - m).exp()).sum();
+            if log {
+                let ls = s.ln();
+                for (o, x) in o.iter_mut().zip(row) {
+                    *o = x - m - ls;
+                }
+            } else {
+                for (o, x) in o.iter_mut().zip(row) {
+                    *o = (x - m).exp() / s;
+                }
+            }
+        })?;
+        Ok(out.to_dtype(dt))
+    }
+
+    pub fn cumsum(&self, dim: i64, dtype: Option<DType>) -> Result<Tensor> {
+        let src = match dtype {
+            Some(d) => self.to_dtype(d),
+            None => self.clone(),
+        };
+        let dt = src.dtype();
+        if dt.is_float() {
+            let out = src.along_dim(dim, |row: &[f64], o: &mut [f64]| {
+                let mut acc = 0.0;
+                for (o, x) in o.iter_mut().zip(row) {
+                    acc += x;
+                    *o = acc;
+                }
+            })?;
+            return Ok(out.to_dtype(dt));
+        }
+        let d = src.dim(dim)?;
+        let rows_ = src.as_rows(&[dim])?;
+        let data = rows_.t.to_vec_as::<i64>();
+        let out = rows_inplace(&data, rows_.r, |row: &[i64], o: &mut [i64]| {
+            let mut acc = 0i64;
+            for (o, x) in o.iter_mut().zip(row) {
+                acc = acc.wrapping_add(*x);
+                *o = acc;
+            }
+        });
+        src.unrow(out, d, rows_.r)
+    }
+
+    /// Sorted values and their original indices along `dim` (stable; NaN sorts as largest).
+    pub fn sort(&self, dim: i64, descending: bool) -> Result<(Tensor, Tensor)> {
+        let d = self.dim(dim)?;
+        let rows_ = self.as_rows(&[dim])?;
+        let r = rows_.r;
+        with_dtype!(self.dtype(), T, {
+            let data = rows_.t.to_vec::<T>();
+            let idx: Vec<i64> = rows_inplace(&data, r, |row: &[T], o: &mut [i64]| {
+                let mut order: Vec<usize> = (0..row.len()).collect();
+                order.sort_by(|&a, &b| {
+                    let c = total_cmp(row[a], row[b]);
+                    if descending {
+                        c.reverse()
+                    } else {
+                        c
+                    }
+                });
+                for (o, i) in o.iter_mut().zip(order) {
+                    *o = i as i64;
+                }
+            });
+            let vals: Vec<T> = data
+                .chunks(r.max(1))
+                .zip(idx.chunks(r.max(1)))
+                .flat_map(|(row, ix)| ix.iter().map(move |&i| row[i as usize]))
+                .collect();
+            Ok((self.unrow(vals, d, r)?, self.unrow(idx, d, r)?))
+        })
+    }
+
+    /// The k largest (or smallest) along `dim`, sorted.
+    pub fn topk(&self, k: i64, dim: i64, largest: bool) -> Result<(Tensor, Tensor)> {
+        let d = self.dim(dim)?;
+        let size = if self.dims() == 0 { 1 } else { self.shape()[d] };
+        if k < 0 || k as usize > size {
+            return Err(Error::runtime(format!(
+                "selected index k out of range (k = {k}, size of dim {d} = {size})"
+            )));
+        }
+        let (v, i) = self.sort(dim, largest)?;
+        if self.dims() == 0 {
+            return Ok((v, i));
+        }
+        Ok((v.narrow(d as i64, 0, k)?.contiguous(), i.narrow(d as i64, 0, k)?.contiguous()))
+    }
+
+    /// p-norm over dims (all when empty). p = inf / -inf give max/min of |x|.
+    pub fn norm(&self, p: f64, dims: &[i64], keepdim: bool) -> Result<Tensor> {
+        let dt = self.dtype();
+        if !dt.is_float() {
+            return Err(Error::runtime(format!(
+                "linalg.vector_norm: Expected a floating point or complex tensor as input. Got {dt}"
+            )));
+        }
+        let rows_ = self.as_rows(dims)?;
+        let data = rows_.t.to_vec_as::<f64>();
+        let v: Vec<f64> = rows(&data, rows_.n_rows, rows_.r, |row: &[f64]| {
+            let a = row.iter().map(|x| x.abs());
+            if p == f64::INFINITY {
+                a.fold(0.0, f64::max)
+            } else if p == f64::NEG_INFINITY {
+                a.fold(f64::INFINITY, f64::min)
+            } else if p == 0.0 {
+                a.filter(|&x| x != 0.0).count() as f64
+            } else if p == 1.0 {
+                a.sum()
+            } else if p == 2.0 {
+                a.map(|x| x * x).sum::<f64>().sqrt()
+            } else {
+                a.map(|x| x.powf(p)).sum::<f64>().powf(1.0 / p)
+            }
+        });
+        Ok(Tensor::from_vec(v, rows_.out_shape(keepdim))?.to_dtype(dt))
+    }
+}
+
+fn logsumexp_row(row: &[f64]) -> f64 {
+    let m = row.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+    if m.is_infinite() {
+        // All -inf (or empty) gives -inf; any +inf gives +inf.
+        return m;
+    }
+    m + row.iter().map(|x| (x - m).exp()).sum::<f64>().ln()
+}
+
+/// Ordering with NaN above everything (torch's sort order).
+fn total_cmp<T: Elem>(a: T, b: T) -> std::cmp::Ordering {
+    #[allow(clippy::eq_op)]
+    match (a != a, b != b) {
+        (true, true) => std::cmp::Ordering::Equal,
+        (true, false) => std::cmp::Ordering::Greater,
+        (false, true) => std::cmp::Ordering::Less,
+        _ => a.partial_cmp(&b).unwrap_or(std::cmp::Ordering::Equal),
+    }
+}
