@@ -6,4 +6,6 @@ cd "$(dirname "$0")"
 profile=${1:-dev}
 cargo build --lib --profile "$profile"
 dir=$([ "$profile" = dev ] && echo debug || echo "$profile")
-cp "target/$dir/lib_C.so" python/ferrotorch/_C.abi3.so
+# Rename into place so running test processes keep their mapped copy.
+cp "target/$dir/lib_C.so" python/ferrotorch/.C.tmp.so
+mv -f python/ferrotorch/.C.tmp.so python/ferrotorch/_C.abi3.so

@@ -12,7 +12,10 @@ tensor(54.)
 
 import builtins as _builtins
 
-from ferrotorch import _C
+from ferrotorch import (
+    _C,
+    _tensor,  # noqa: F401  (attaches methods to Tensor)
+)
 from ferrotorch._C import (  # noqa: F401  (re-exported API)
     Generator,
     Tensor,
@@ -49,10 +52,9 @@ from ferrotorch._C import (  # noqa: F401  (re-exported API)
     zeros_like,
 )
 from ferrotorch._C import bool as bool  # noqa: F401,A004
-from ferrotorch import _tensor  # noqa: F401  (attaches methods to Tensor)
 from ferrotorch._device import device
 from ferrotorch._size import Size
-from ferrotorch._tensor_str import set_printoptions, get_printoptions  # noqa: F401
+from ferrotorch._tensor_str import get_printoptions, set_printoptions  # noqa: F401
 
 __version__ = "0.1.0"
 
@@ -77,7 +79,7 @@ def manual_seed(seed):
     """
     seed = _builtins.int(seed)
     if not -0x8000_0000_0000_0000 <= seed <= 0xFFFF_FFFF_FFFF_FFFF:
-        raise RuntimeError(f"Overflow when unpacking long (seed {seed} does not fit in 64 bits)")
+        raise ValueError(f"Overflow when unpacking long (seed {seed} does not fit in 64 bits)")
     return default_generator.manual_seed(seed % (1 << 64))
 
 
@@ -137,6 +139,11 @@ def can_cast(from_, to):
 
 def _delegate(name):
     def fn(input, *args, **kwargs):
+        if not isinstance(input, Tensor):
+            raise TypeError(
+                f"{name}(): argument 'input' (position 1) must be Tensor, "
+                f"not {type(input).__name__}"
+            )
         return getattr(input, name)(*args, **kwargs)
 
     fn.__name__ = name
@@ -172,7 +179,24 @@ def addmm(input, mat1, mat2, *, beta=1, alpha=1):
     prod_ = mat1.mm(mat2)
     if alpha != 1:
         prod_ = prod_ * alpha
+    if beta == 0:
+        # torch ignores `input` entirely (NaN/inf in it do not propagate).
+        return prod_ + zeros_like(input)
     return prod_ + (input if beta == 1 else input * beta)
+
+
+def as_tensor(data, dtype=None, device=None):
+    """Like ``tensor`` but shares memory when it can: a tensor of the right dtype is returned
+    as is, a numpy array is wrapped without a copy."""
+    if isinstance(data, Tensor):
+        return data if dtype is None or data.dtype == dtype else data.to(dtype)
+    if hasattr(data, "__array_interface__") and not isinstance(data, (list, tuple)):
+        try:
+            t = from_numpy(data)
+        except (TypeError, ValueError):
+            return tensor(data, dtype=dtype, device=device)
+        return t if dtype is None or t.dtype == dtype else t.to(dtype)
+    return tensor(data, dtype=dtype, device=device)
 
 
 def rand_like(input, *, dtype=None, generator=None, requires_grad=False, **_):

@@ -16,14 +16,17 @@ class device:
         type = str(type)
         if ":" in type:
             if index is not None:
-                raise ValueError(f"device string {type!r} already has an index; got index={index}")
+                raise ValueError(
+                    f"device string {type!r} already has an index; got index={index}"
+                )
             type, _, idx = type.partition(":")
             if not idx.isdigit():
                 raise RuntimeError(f"Invalid device string: '{type}:{idx}'")
             index = int(idx)
         if type not in ("cpu", "cuda", "mps", "meta"):
             raise RuntimeError(
-                f"Expected one of cpu, cuda, mps, meta device type at start of device string: {type}"
+                "Expected one of cpu, cuda, mps, meta device type at start of device "
+                f"string: {type}"
             )
         self.type = type
         self.index = index

@@ -21,6 +21,19 @@ def _parse(equation, n):
     return ins, out
 
 
+def _diagonal(t, labels):
+    """A repeated subscript ('ii') takes the diagonal: one dim whose stride is the sum of the
+    repeated dims' strides (a view, no copy)."""
+    if len(set(labels)) == len(labels):
+        return t
+    shape, stride = [], []
+    for c in dict.fromkeys(labels):
+        dims = [i for i, x in enumerate(labels) if x == c]
+        shape.append(t.shape[dims[0]])
+        stride.append(sum(t.stride(i) for i in dims))
+    return t.as_strided(shape, stride, t.storage_offset())
+
+
 def _sum_private(t, labels, keep):
     """Sums out labels that appear only in this operand and not in `keep`."""
     drop = [i for i, c in enumerate(labels) if c not in keep]
@@ -43,7 +56,15 @@ def einsum(equation, *operands):
                 f"match the number of dimensions ({t.dim()}) for operand of shape {tuple(t.shape)}"
             )
         if len(set(labels)) != len(labels):
-            raise RuntimeError("einsum(): repeated subscripts in one operand (diagonals) are not supported")
+            sizes = {c: s for c, s in zip(labels, t.shape) if labels.count(c) > 1}
+            for c, s in zip(labels, t.shape):
+                if c in sizes and sizes[c] != s:
+                    raise RuntimeError(
+                        f"einsum(): subscript {c!r} is repeated for operand of shape "
+                        f"{tuple(t.shape)} but the sizes don't match, {sizes[c]} != {s}"
+                    )
+    operands = [_diagonal(t, labels) for t, labels in zip(operands, ins)]
+    ins = ["".join(dict.fromkeys(labels)) for labels in ins]
     if len(operands) == 1:
         t, labels = _sum_private(operands[0], ins[0], out)
         return t.permute([labels.index(c) for c in out]) if out else t

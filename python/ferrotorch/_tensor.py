@@ -8,10 +8,10 @@ from ferrotorch._C import Tensor
 # (so views of the same storage see the change and the version counter moves).
 _INPLACE = [
     "add", "sub", "mul", "div", "pow", "remainder", "floor_divide", "clamp", "clip", "neg", "abs",
-    "exp", "log", "log1p", "sqrt", "rsqrt", "sin", "cos", "tanh", "sigmoid", "relu", "floor", "ceil",
-    "round", "trunc", "reciprocal", "sign", "masked_fill", "maximum", "minimum", "logical_not",
-    "logical_and", "logical_or", "tril", "triu", "silu", "gelu", "true_divide", "subtract",
-    "multiply", "divide", "eq", "ne", "lt", "le", "gt", "ge",
+    "exp", "log", "log1p", "sqrt", "rsqrt", "sin", "cos", "tanh", "sigmoid", "relu", "floor",
+    "ceil", "round", "trunc", "reciprocal", "sign", "masked_fill", "maximum", "minimum",
+    "logical_not", "logical_and", "logical_or", "tril", "triu", "silu", "gelu", "true_divide",
+    "subtract", "multiply", "divide", "eq", "ne", "lt", "le", "gt", "ge",
 ]
 
 
@@ -145,9 +145,25 @@ def _repeat(self, *sizes):
 def _movedim(self, source, destination):
     src = [source] if isinstance(source, int) else list(source)
     dst = [destination] if isinstance(destination, int) else list(destination)
+    if len(src) != len(dst):
+        raise RuntimeError(
+            "movedim: Invalid source or destination dims: source "
+            f"({src} dims) should contain the same number of dims as destination ({dst} dims)"
+        )
     n = self.dim()
-    src = [s % n if n else 0 for s in src]
-    dst = [d % n if n else 0 for d in dst]
+
+    def norm(d):
+        m = max(n, 1)
+        if not -m <= d < m:
+            raise IndexError(
+                f"Dimension out of range (expected to be in range of [{-m}, {m - 1}], but got {d})"
+            )
+        return d % m
+
+    src = [norm(s) for s in src]
+    dst = [norm(d) for d in dst]
+    if len(set(src)) != len(src) or len(set(dst)) != len(dst):
+        raise RuntimeError(f"movedim: repeated dim in source ({src}) or destination ({dst})")
     order = [d for d in range(n) if d not in src]
     perm = [None] * n
     for s, d in zip(src, dst):
@@ -158,7 +174,11 @@ def _movedim(self, source, destination):
 
 
 def _masked_select(self, mask):
-    return self[mask.expand_as(self) if mask.shape != self.shape else mask]
+    """The elements where ``mask`` is true, as a 1-D tensor (input and mask broadcast)."""
+    from ferrotorch import broadcast_tensors
+
+    values, mask = broadcast_tensors(self, mask)
+    return values.reshape(-1)[mask.reshape(-1)]
 
 
 def _untyped_storage(self):

@@ -32,6 +32,10 @@ pub enum Error {
     /// Operands whose dtypes cannot be combined the way the op needs.
     #[error("{op}: {msg}")]
     DType { op: &'static str, msg: String },
+    /// An op that torch does not implement for the operands (NotImplementedError, a subclass of
+    /// RuntimeError).
+    #[error("{0}")]
+    NotImplemented(String),
     /// A bad argument value (torch raises RuntimeError for most of these).
     #[error("{0}")]
     Runtime(String),
@@ -56,7 +60,10 @@ pub enum Error {
 
 impl Error {
     pub fn shape(op: &'static str, msg: impl Into<String>) -> Self {
-        Error::Shape { op, msg: msg.into() }
+        Error::Shape {
+            op,
+            msg: msg.into(),
+        }
     }
     pub fn runtime(msg: impl Into<String>) -> Self {
         Error::Runtime(msg.into())

@@ -76,6 +76,9 @@ impl Layout {
 
     /// Offset range `[start, start+n)` when the layout is one contiguous block.
     pub fn contiguous_offsets(&self) -> Option<(usize, usize)> {
+        if self.elem_count() == 0 {
+            return Some((0, 0));
+        }
         if self.is_contiguous() {
             Some((self.offset, self.offset + self.elem_count()))
         } else {
@@ -119,9 +122,8 @@ impl Layout {
         let stop = stop.clamp(start, size);
         let len = (stop - start).div_ceil(step);
         let mut l = self.clone();
-        if len > 0 {
-            l.offset += start * self.stride[dim];
-        }
+        // torch advances the offset even for an empty slice (start is already clamped).
+        l.offset += start * self.stride[dim];
         l.shape[dim] = len;
         l.stride[dim] *= step;
         l
@@ -184,8 +186,19 @@ impl Layout {
         }
         let extra = n - self.dims();
         let mut stride = vec![0; n];
-        for i in 0..n {
+        for i in (0..n).rev() {
             if i < extra {
+                // A new leading dim: stride as if contiguous over the dims after it (torch's
+                // choice), 0 when it is stretched.
+                stride[i] = if shape[i] == 1 {
+                    if i + 1 < n {
+                        shape[i + 1] * stride[i + 1]
+                    } else {
+                        1
+                    }
+                } else {
+                    0
+                };
                 continue;
             }
             let (d, s) = (self.shape[i - extra], self.stride[i - extra]);
@@ -231,8 +244,7 @@ impl Layout {
                 || (self.shape[tensor_d - 1] != 1
                     && self.stride[tensor_d - 1] != tensor_numel * chunk_base_stride);
             if chunk_ends {
-                while view_d >= 0
-                    && (view_numel < tensor_numel || new_shape[view_d as usize] == 1)
+                while view_d >= 0 && (view_numel < tensor_numel || new_shape[view_d as usize] == 1)
                 {
                     new_stride[view_d as usize] = view_numel * chunk_base_stride;
                     view_numel *= new_shape[view_d as usize];

@@ -1,6 +1,9 @@
 //! ferrotorch's Rust core: strided tensors, kernels, and (later) the autograd tape, exposed to
 //! Python as `ferrotorch._C`.
 
+// The library is named `_C` because that is the Python module's name (`ferrotorch._C`).
+#![allow(non_snake_case)]
+
 pub mod dtype;
 pub mod error;
 pub mod kernels;

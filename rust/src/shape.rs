@@ -13,7 +13,11 @@ pub fn normalize_dim(dim: i64, ndim: usize) -> Result<usize> {
             max: n - 1,
         });
     }
-    Ok(if dim < 0 { (dim + n) as usize } else { dim as usize })
+    Ok(if dim < 0 {
+        (dim + n) as usize
+    } else {
+        dim as usize
+    })
 }
 
 /// Normalises a list of dims; an empty list means all dims. Duplicates are an error.
@@ -46,8 +50,16 @@ pub fn broadcast_shapes(op: &'static str, lhs: &[usize], rhs: &[usize]) -> Resul
     let n = lhs.len().max(rhs.len());
     let mut out = vec![0; n];
     for i in 0..n {
-        let a = if i + lhs.len() >= n { lhs[i + lhs.len() - n] } else { 1 };
-        let b = if i + rhs.len() >= n { rhs[i + rhs.len() - n] } else { 1 };
+        let a = if i + lhs.len() >= n {
+            lhs[i + lhs.len() - n]
+        } else {
+            1
+        };
+        let b = if i + rhs.len() >= n {
+            rhs[i + rhs.len() - n]
+        } else {
+            1
+        };
         out[i] = if a == b || b == 1 {
             a
         } else if a == 1 {
@@ -107,7 +119,7 @@ pub fn infer_shape(op: &'static str, requested: &[i64], numel: usize) -> Result<
     };
     match infer {
         Some(i) => {
-            if known == 0 || numel % known != 0 {
+            if known == 0 || !numel.is_multiple_of(known) {
                 return Err(bad());
             }
             out[i] = numel / known;

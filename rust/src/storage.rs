@@ -104,6 +104,9 @@ impl Storage {
     /// Writes a contiguous run starting at `offset`.
     pub fn write_contiguous<T: Elem>(&self, offset: usize, values: &[T]) {
         assert_eq!(T::DTYPE, self.dtype, "storage dtype mismatch");
+        if values.is_empty() {
+            return;
+        }
         assert!(offset + values.len() <= self.len);
         // SAFETY: bounds checked above; source and destination never overlap because `values`
         // is a fresh buffer computed before the write.
@@ -118,12 +121,33 @@ impl Storage {
     }
 }
 
+/// Fails with `OutOfMemory` when a buffer for `shape` x `dtype` cannot be had, before a kernel
+/// tries (and aborts the process). The probe reserves address space only and frees it at once.
+pub fn check_alloc(op: &'static str, shape: &[usize], dtype: DType) -> Result<()> {
+    let bytes = shape.iter().map(|&d| d as u128).product::<u128>() * dtype.size_in_bytes() as u128;
+    let oom = || Error::OutOfMemory {
+        op,
+        bytes,
+        shape: shape.to_vec(),
+        dtype,
+    };
+    // Small buffers cannot fail in a way worth probing for.
+    if bytes < (1 << 30) {
+        return Ok(());
+    }
+    let n = usize::try_from(bytes).map_err(|_| oom())?;
+    let mut probe: Vec<u8> = Vec::new();
+    probe.try_reserve_exact(n).map_err(|_| oom())?;
+    Ok(())
+}
+
 /// Allocates a vector of `n` copies of `value`, reporting failure instead of aborting.
 pub fn try_vec<T: Elem>(op: &'static str, shape: &[usize], value: T) -> Result<Vec<T>> {
     let n = crate::shape::checked_elem_count(shape);
     let oom = || Error::OutOfMemory {
         op,
-        bytes: shape.iter().map(|&d| d as u128).product::<u128>() * T::DTYPE.size_in_bytes() as u128,
+        bytes: shape.iter().map(|&d| d as u128).product::<u128>()
+            * T::DTYPE.size_in_bytes() as u128,
         shape: shape.to_vec(),
         dtype: T::DTYPE,
     };

@@ -50,24 +50,27 @@ pub fn for_each_row<const N: usize>(
 
 /// Merges adjacent dims that are contiguous with each other in every layout, so that the
 /// row walk above gets long inner rows (e.g. a [64, 3, 768] add collapses to one row).
-pub fn coalesce<const N: usize>(shape: &[usize], layouts: [&Layout; N]) -> (Vec<usize>, [Layout; N]) {
+pub fn coalesce<const N: usize>(
+    shape: &[usize],
+    layouts: [&Layout; N],
+) -> (Vec<usize>, [Layout; N]) {
     let mut sh: Vec<usize> = Vec::with_capacity(shape.len());
     let mut st: [Vec<usize>; N] = std::array::from_fn(|_| Vec::with_capacity(shape.len()));
-    for d in 0..shape.len() {
-        if shape[d] == 1 {
+    for (d, &size) in shape.iter().enumerate() {
+        if size == 1 {
             continue;
         }
         let can_merge = !sh.is_empty()
-            && (0..N).all(|i| st[i].last().copied() == Some(layouts[i].stride()[d] * shape[d]));
+            && (0..N).all(|i| st[i].last().copied() == Some(layouts[i].stride()[d] * size));
         if can_merge {
             let last = sh.len() - 1;
-            sh[last] *= shape[d];
+            sh[last] *= size;
             for i in 0..N {
                 let l = st[i].len() - 1;
                 st[i][l] = layouts[i].stride()[d];
             }
         } else {
-            sh.push(shape[d]);
+            sh.push(size);
             for i in 0..N {
                 st[i].push(layouts[i].stride()[d]);
             }
@@ -92,7 +95,9 @@ mod tests {
     #[test]
     fn coalesce_merges_contiguous_dims() {
         let a = Layout::contiguous(&[4, 3, 5]);
-        let b = Layout::contiguous(&[1, 3, 5]).broadcast_as(&[4, 3, 5]).unwrap();
+        let b = Layout::contiguous(&[1, 3, 5])
+            .broadcast_as(&[4, 3, 5])
+            .unwrap();
         let (sh, [la, lb]) = coalesce(&[4, 3, 5], [&a, &b]);
         assert_eq!(sh, vec![4, 15]);
         assert_eq!(la.stride(), &[15, 1]);

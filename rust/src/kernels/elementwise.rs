@@ -68,11 +68,15 @@ pub fn map2<A: Elem, B: Elem, O: Elem>(
                     .for_each(|((o, &x), &y)| *o = f(x, y)),
                 (1, 0) => {
                     let y = db[ob];
-                    dst.iter_mut().zip(&da[oa..oa + n]).for_each(|(o, &x)| *o = f(x, y));
+                    dst.iter_mut()
+                        .zip(&da[oa..oa + n])
+                        .for_each(|(o, &x)| *o = f(x, y));
                 }
                 (0, 1) => {
                     let x = da[oa];
-                    dst.iter_mut().zip(&db[ob..ob + n]).for_each(|(o, &y)| *o = f(x, y));
+                    dst.iter_mut()
+                        .zip(&db[ob..ob + n])
+                        .for_each(|(o, &y)| *o = f(x, y));
                 }
                 _ => {
                     for (i, o) in dst.iter_mut().enumerate() {
@@ -86,10 +90,18 @@ pub fn map2<A: Elem, B: Elem, O: Elem>(
     // Split big broadcast ops over the outermost dim.
     if n >= PAR_THRESHOLD && shape.len() > 1 && shape[0] > 1 {
         let inner: usize = shape[1..].iter().product();
-        out.par_chunks_mut(inner).enumerate().for_each(|(i, chunk)| {
-            let sub = |l: &Layout| Layout::new(shape[1..].to_vec(), l.stride()[1..].to_vec(), l.offset() + i * l.stride()[0]);
-            rows(chunk, &sub(&la), &sub(&lb), &shape[1..]);
-        });
+        out.par_chunks_mut(inner)
+            .enumerate()
+            .for_each(|(i, chunk)| {
+                let sub = |l: &Layout| {
+                    Layout::new(
+                        shape[1..].to_vec(),
+                        l.stride()[1..].to_vec(),
+                        l.offset() + i * l.stride()[0],
+                    )
+                };
+                rows(chunk, &sub(&la), &sub(&lb), &shape[1..]);
+            });
     } else {
         rows(&mut out, &la, &lb, &shape);
     }
@@ -212,9 +224,12 @@ macro_rules! float_arith {
                     1.0
                 } else if self < 0.0 {
                     -1.0
-                } else {
-                    // 0 stays 0 (with its sign), NaN stays NaN.
+                } else if self == 0.0 {
+                    // 0 keeps its sign.
                     self
+                } else {
+                    // torch maps NaN to 0.
+                    0.0
                 }
             }
         }
@@ -266,7 +281,13 @@ macro_rules! int_arith {
                     // torch: integral base to a negative power gives 0 unless the base is +-1.
                     return match self as i64 {
                         1 => 1 as $t,
-                        -1 => if (o as i64) % 2 == 0 { 1 as $t } else { self },
+                        -1 => {
+                            if (o as i64) % 2 == 0 {
+                                1 as $t
+                            } else {
+                                self
+                            }
+                        }
                         _ => 0 as $t,
                     };
                 }

@@ -22,8 +22,18 @@ pub struct Mat {
     pub cs: usize,
 }
 
+#[allow(clippy::too_many_arguments)]
 /// dst[m x n] (contiguous, row-major, overwritten) = lhs[m x k] @ rhs[k x n].
-pub fn gemm_f<T: Elem + GemmFloat>(m: usize, n: usize, k: usize, dst: &mut [T], lhs: &[T], l: Mat, rhs: &[T], r: Mat) {
+pub fn gemm_f<T: Elem + GemmFloat>(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: &mut [T],
+    lhs: &[T],
+    l: Mat,
+    rhs: &[T],
+    r: Mat,
+) {
     if m == 0 || n == 0 {
         return;
     }
@@ -64,8 +74,18 @@ pub trait GemmFloat: 'static {}
 impl GemmFloat for f32 {}
 impl GemmFloat for f64 {}
 
+#[allow(clippy::too_many_arguments)]
 /// Integer matmul (torch supports it on CPU); a plain loop with i-k-j order, wrapping like C.
-pub fn gemm_int(m: usize, n: usize, k: usize, dst: &mut [i64], lhs: &[i64], l: Mat, rhs: &[i64], r: Mat) {
+pub fn gemm_int(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: &mut [i64],
+    lhs: &[i64],
+    l: Mat,
+    rhs: &[i64],
+    r: Mat,
+) {
     for i in 0..m {
         for p in 0..k {
             let a = lhs[l.offset + i * l.rs + p * l.cs];

@@ -7,7 +7,12 @@ use rayon::prelude::*;
 use super::elementwise::PAR_THRESHOLD;
 
 /// Applies `f` to each row of length `r` (a zero-length row when `r == 0`).
-pub fn rows<T: Elem, O: Send>(data: &[T], n_rows: usize, r: usize, f: impl Fn(&[T]) -> O + Sync + Send) -> Vec<O> {
+pub fn rows<T: Elem, O: Send>(
+    data: &[T],
+    n_rows: usize,
+    r: usize,
+    f: impl Fn(&[T]) -> O + Sync + Send,
+) -> Vec<O> {
     if r == 0 {
         return (0..n_rows).map(|_| f(&[])).collect();
     }
@@ -19,15 +24,23 @@ pub fn rows<T: Elem, O: Send>(data: &[T], n_rows: usize, r: usize, f: impl Fn(&[
 }
 
 /// Same as `rows` but each row writes a row of the same length into the output.
-pub fn rows_inplace<T: Elem, O: Elem>(data: &[T], r: usize, f: impl Fn(&[T], &mut [O]) + Sync + Send) -> Vec<O> {
+pub fn rows_inplace<T: Elem, O: Elem>(
+    data: &[T],
+    r: usize,
+    f: impl Fn(&[T], &mut [O]) + Sync + Send,
+) -> Vec<O> {
     let mut out = vec![O::default(); data.len()];
     if r == 0 {
         return out;
     }
     if data.len() >= PAR_THRESHOLD && data.len() > r {
-        out.par_chunks_mut(r).zip(data.par_chunks(r)).for_each(|(o, i)| f(i, o));
+        out.par_chunks_mut(r)
+            .zip(data.par_chunks(r))
+            .for_each(|(o, i)| f(i, o));
     } else {
-        out.chunks_mut(r).zip(data.chunks(r)).for_each(|(o, i)| f(i, o));
+        out.chunks_mut(r)
+            .zip(data.chunks(r))
+            .for_each(|(o, i)| f(i, o));
     }
     out
 }

@@ -8,9 +8,11 @@ use crate::layout::Layout;
 use crate::storage::Storage;
 use crate::tensor::{Scalar, Tensor, TensorIndex};
 use crate::with_dtype;
-use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
+use pyo3::exceptions::{PyIndexError, PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyDict, PyEllipsis, PyFloat, PyInt, PyList, PySequence, PySlice, PyTuple};
+use pyo3::types::{
+    PyBool, PyDict, PyEllipsis, PyFloat, PyInt, PyList, PySequence, PySlice, PyTuple,
+};
 
 /// A Python number, or None when `obj` is not one (bool is checked before int).
 pub fn as_scalar(obj: &Bound<'_, PyAny>) -> Option<Scalar> {
@@ -26,12 +28,17 @@ pub fn as_scalar(obj: &Bound<'_, PyAny>) -> Option<Scalar> {
     // numpy scalars: np.bool_, integers (through __index__), floating.
     let ty = obj.get_type();
     let module = ty.module().ok()?;
-    if module.to_string() != "numpy" {
+    if module != "numpy" {
         return None;
     }
     let name = ty.name().ok()?.to_string();
     if name == "bool" || name == "bool_" {
-        return obj.call_method0("__bool__").ok()?.extract::<bool>().ok().map(Scalar::Bool);
+        return obj
+            .call_method0("__bool__")
+            .ok()?
+            .extract::<bool>()
+            .ok()
+            .map(Scalar::Bool);
     }
     if name.starts_with("int") || name.starts_with("uint") {
         return obj.extract::<i64>().ok().map(Scalar::Int);
@@ -75,7 +82,10 @@ fn seq_ints(seq: &Bound<'_, PySequence>) -> PyResult<Vec<i64>> {
         out.push(item.extract::<i64>().map_err(|_| {
             PyTypeError::new_err(format!(
                 "sizes must be integers, but got an element of type {}",
-                item.get_type().name().map(|n| n.to_string()).unwrap_or_default()
+                item.get_type()
+                    .name()
+                    .map(|n| n.to_string())
+                    .unwrap_or_default()
             ))
         })?);
     }
@@ -118,9 +128,27 @@ struct Nested {
 }
 
 fn walk(obj: &Bound<'_, PyAny>, depth: usize, out: &mut Nested) -> PyResult<()> {
+    if obj.is_none() {
+        return Err(PyRuntimeError::new_err("Could not infer dtype of NoneType"));
+    }
+    // numpy scalars carry a dtype (np.float64 stays float64), like 0-d tensors.
+    if is_numpy_scalar(obj) {
+        let t = from_numpy(obj)?;
+        let wrapped = Py::new(obj.py(), PyTensor::wrap(t))?;
+        return walk(wrapped.bind(obj.py()).as_any(), depth, out);
+    }
+    if obj.is_instance_of::<PyInt>()
+        && !obj.is_instance_of::<PyBool>()
+        && obj.extract::<i64>().is_err()
+    {
+        return Err(PyValueError::new_err(format!(
+            "Overflow when unpacking long: {} does not fit in int64",
+            obj.repr()?
+        )));
+    }
     if let Some(s) = as_scalar(obj) {
         if depth != out.shape.len() {
-            return Err(PyValueError::new_err(format!(
+            return Err(PyTypeError::new_err(format!(
                 "expected sequence of length {} at dim {depth} (got a number)",
                 out.shape.get(depth).copied().unwrap_or(0)
             )));
@@ -160,13 +188,16 @@ fn walk(obj: &Bound<'_, PyAny>, depth: usize, out: &mut Nested) -> PyResult<()> 
     let seq = obj.cast::<PySequence>().map_err(|_| {
         PyTypeError::new_err(format!(
             "Could not infer dtype of {}",
-            obj.get_type().name().map(|n| n.to_string()).unwrap_or_default()
+            obj.get_type()
+                .name()
+                .map(|n| n.to_string())
+                .unwrap_or_default()
         ))
     })?;
     let n = seq.len()?;
     if depth == out.shape.len() {
         if !out.values.is_empty() {
-            return Err(PyValueError::new_err(format!(
+            return Err(PyTypeError::new_err(format!(
                 "expected a number at dim {depth} but got a sequence of length {n}"
             )));
         }
@@ -189,6 +220,11 @@ fn s_to_py(py: Python<'_>, s: Scalar) -> PyResult<Bound<'_, PyAny>> {
         Scalar::Int(i) => i.into_pyobject(py)?.into_any(),
         Scalar::Float(f) => f.into_pyobject(py)?.into_any(),
     })
+}
+
+fn is_numpy_scalar(obj: &Bound<'_, PyAny>) -> bool {
+    let ty = obj.get_type();
+    ty.module().is_ok_and(|m| m == "numpy") && obj.hasattr("__array_interface__").unwrap_or(false)
 }
 
 fn has_array_interface(obj: &Bound<'_, PyAny>) -> bool {
@@ -222,7 +258,7 @@ pub fn tensor_from_data(obj: &Bound<'_, PyAny>, dtype: Option<DType>) -> PyResul
         return Err(PyTypeError::new_err("Could not infer dtype"));
     }
     let inferred = match (n.tensor_dtype, n.kind) {
-        (Some(d), k) if !(k == Kind::Float && !d.is_float()) => d,
+        (Some(d), k) if k != Kind::Float || d.is_float() => d,
         (_, Kind::Bool) if !n.values.is_empty() => DType::Bool,
         (_, Kind::Int) => DType::I64,
         _ => DType::F32,
@@ -268,9 +304,15 @@ pub fn typestr(dtype: DType) -> PyResult<&'static str> {
 pub fn from_numpy(arr: &Bound<'_, PyAny>) -> PyResult<Tensor> {
     let iface = arr.getattr("__array_interface__")?;
     let iface = iface.cast::<PyDict>()?;
-    let ts: String = iface.get_item("typestr")?.ok_or_else(|| PyTypeError::new_err("bad __array_interface__"))?.extract()?;
+    let ts: String = iface
+        .get_item("typestr")?
+        .ok_or_else(|| PyTypeError::new_err("bad __array_interface__"))?
+        .extract()?;
     if ts.starts_with('>') {
-        let native = arr.call_method1("astype", (arr.getattr("dtype")?.call_method1("newbyteorder", ("=",))?,))?;
+        let native = arr.call_method1(
+            "astype",
+            (arr.getattr("dtype")?.call_method1("newbyteorder", ("=",))?,),
+        )?;
         return from_numpy(&native);
     }
     let dtype = typestr_dtype(&ts).ok_or_else(|| {
@@ -279,8 +321,14 @@ pub fn from_numpy(arr: &Bound<'_, PyAny>) -> PyResult<Tensor> {
             arr.getattr("dtype").map(|d| d.to_string()).unwrap_or(ts.clone())
         ))
     })?;
-    let (ptr, _ro): (usize, bool) = iface.get_item("data")?.ok_or_else(|| PyTypeError::new_err("bad __array_interface__"))?.extract()?;
-    let shape: Vec<usize> = iface.get_item("shape")?.ok_or_else(|| PyTypeError::new_err("bad __array_interface__"))?.extract()?;
+    let (ptr, _ro): (usize, bool) = iface
+        .get_item("data")?
+        .ok_or_else(|| PyTypeError::new_err("bad __array_interface__"))?
+        .extract()?;
+    let shape: Vec<usize> = iface
+        .get_item("shape")?
+        .ok_or_else(|| PyTypeError::new_err("bad __array_interface__"))?
+        .extract()?;
     let item = dtype.size_in_bytes() as i64;
     let strides: Option<Vec<i64>> = match iface.get_item("strides")? {
         Some(s) if !s.is_none() => Some(s.extract()?),
@@ -307,12 +355,18 @@ pub fn from_numpy(arr: &Bound<'_, PyAny>) -> PyResult<Tensor> {
         }
     };
     if ptr % item as usize != 0 && shape.iter().product::<usize>() > 0 {
-        return Err(PyValueError::new_err("the numpy array's data is not aligned for its dtype; copy it first"));
+        return Err(PyValueError::new_err(
+            "the numpy array's data is not aligned for its dtype; copy it first",
+        ));
     }
     let layout = Layout::new(shape, stride, 0);
     let len = layout.storage_extent();
     let owner: Py<PyAny> = arr.clone().unbind();
-    let ptr = if len == 0 { std::ptr::NonNull::<u64>::dangling().as_ptr() as usize } else { ptr };
+    let ptr = if len == 0 {
+        std::ptr::NonNull::<u64>::dangling().as_ptr() as usize
+    } else {
+        ptr
+    };
     // SAFETY: the array interface promises `len` elements of `dtype` at `ptr`; holding the
     // array object keeps that memory alive.
     let storage = unsafe { Storage::from_external(ptr as *mut u8, len, dtype, Box::new(owner)) };
@@ -321,7 +375,12 @@ pub fn from_numpy(arr: &Bound<'_, PyAny>) -> PyResult<Tensor> {
 
 /// Nested Python lists of the elements (`tolist`).
 pub fn to_pylist(py: Python<'_>, t: &Tensor) -> PyResult<Py<PyAny>> {
-    fn build<'py, T: Elem>(py: Python<'py>, v: &[T], shape: &[usize], dtype: DType) -> PyResult<Bound<'py, PyAny>> {
+    fn build<'py, T: Elem>(
+        py: Python<'py>,
+        v: &[T],
+        shape: &[usize],
+        dtype: DType,
+    ) -> PyResult<Bound<'py, PyAny>> {
         if shape.is_empty() {
             let x = v[0];
             return Ok(if dtype.is_float() {
@@ -361,7 +420,10 @@ fn one_index(k: &Bound<'_, PyAny>) -> PyResult<TensorIndex> {
         return Ok(TensorIndex::Ellipsis);
     }
     if k.is_instance_of::<PyBool>() {
-        return Ok(TensorIndex::Tensor(Tensor::scalar(Scalar::Bool(k.extract()?), DType::Bool)));
+        return Ok(TensorIndex::Tensor(Tensor::scalar(
+            Scalar::Bool(k.extract()?),
+            DType::Bool,
+        )));
     }
     if k.is_instance_of::<PyInt>() {
         return Ok(TensorIndex::Int(k.extract()?));
@@ -373,11 +435,17 @@ fn one_index(k: &Bound<'_, PyAny>) -> PyResult<TensorIndex> {
                 Ok(None)
             } else {
                 Ok(Some(v.extract::<i64>().map_err(|_| {
-                    PyTypeError::new_err("slice indices must be integers or None or have an __index__ method")
+                    PyTypeError::new_err(
+                        "slice indices must be integers or None or have an __index__ method",
+                    )
                 })?))
             }
         };
-        return Ok(TensorIndex::Slice(get("start")?, get("stop")?, get("step")?.unwrap_or(1)));
+        return Ok(TensorIndex::Slice(
+            get("start")?,
+            get("stop")?,
+            get("step")?.unwrap_or(1),
+        ));
     }
     if let Ok(t) = k.cast::<PyTensor>() {
         let t = t.borrow().t.clone();
@@ -392,7 +460,7 @@ fn one_index(k: &Bound<'_, PyAny>) -> PyResult<TensorIndex> {
     if let Ok(i) = k.extract::<i64>() {
         return Ok(TensorIndex::Int(i));
     }
-    Err(PyTypeError::new_err(format!(
+    Err(PyIndexError::new_err(format!(
         "only integers, slices (`:`), ellipsis (`...`), None and long or byte Variables are valid indices (got {})",
         k.get_type().name()?
     )))

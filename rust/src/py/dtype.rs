@@ -47,6 +47,9 @@ pub fn py_dtype(py: Python<'_>, dtype: DType) -> Py<PyDType> {
             .map(|&d| Py::new(py, PyDType { dtype: d }).expect("dtype object"))
             .collect()
     });
-    let i = DType::ALL.iter().position(|&d| d == dtype).expect("known dtype");
+    let i = DType::ALL
+        .iter()
+        .position(|&d| d == dtype)
+        .expect("known dtype");
     all[i].clone_ref(py)
 }

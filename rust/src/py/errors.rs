@@ -1,7 +1,9 @@
 //! Rust errors to torch's Python exception types.
 
 use crate::error::Error;
-use pyo3::exceptions::{PyIndexError, PyRuntimeError, PyTypeError, PyValueError};
+use pyo3::exceptions::{
+    PyIndexError, PyNotImplementedError, PyRuntimeError, PyTypeError, PyValueError,
+};
 use pyo3::PyErr;
 
 impl From<Error> for PyErr {
@@ -12,6 +14,9 @@ impl From<Error> for PyErr {
                 PyIndexError::new_err(msg)
             }
             Error::Type(_) => PyTypeError::new_err(msg),
+            Error::NotImplemented(_) | Error::UnsupportedDType { .. } => {
+                PyNotImplementedError::new_err(msg)
+            }
             Error::Value(_) => PyValueError::new_err(msg),
             _ => PyRuntimeError::new_err(msg),
         }

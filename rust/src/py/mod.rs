@@ -46,7 +46,14 @@ fn check_device(device: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
 
 #[pyfunction]
 #[pyo3(signature = (data, *, dtype=None, device=None, requires_grad=false, pin_memory=false))]
-fn tensor(py: Python<'_>, data: &Bound<'_, PyAny>, dtype: Option<&Bound<'_, PyAny>>, device: Option<&Bound<'_, PyAny>>, requires_grad: bool, pin_memory: bool) -> PyResult<Py<PyTensor>> {
+fn tensor(
+    py: Python<'_>,
+    data: &Bound<'_, PyAny>,
+    dtype: Option<&Bound<'_, PyAny>>,
+    device: Option<&Bound<'_, PyAny>>,
+    requires_grad: bool,
+    pin_memory: bool,
+) -> PyResult<Py<PyTensor>> {
     let _ = pin_memory;
     check_device(device)?;
     let t = tensor_from_data(data, dtype_arg(dtype)?)?;
@@ -71,34 +78,81 @@ fn default_float(dtype: Option<&Bound<'_, PyAny>>) -> PyResult<DType> {
 #[pyfunction]
 #[pyo3(signature = (*size, dtype=None, device=None, requires_grad=false, out=None, layout=None, pin_memory=false))]
 #[allow(clippy::too_many_arguments)]
-fn zeros(py: Python<'_>, size: &Bound<'_, PyTuple>, dtype: Option<&Bound<'_, PyAny>>, device: Option<&Bound<'_, PyAny>>, requires_grad: bool, out: Option<&Bound<'_, PyAny>>, layout: Option<&Bound<'_, PyAny>>, pin_memory: bool) -> PyResult<Py<PyTensor>> {
+fn zeros(
+    py: Python<'_>,
+    size: &Bound<'_, PyTuple>,
+    dtype: Option<&Bound<'_, PyAny>>,
+    device: Option<&Bound<'_, PyAny>>,
+    requires_grad: bool,
+    out: Option<&Bound<'_, PyAny>>,
+    layout: Option<&Bound<'_, PyAny>>,
+    pin_memory: bool,
+) -> PyResult<Py<PyTensor>> {
     let _ = (out, layout, pin_memory);
     check_device(device)?;
-    finish(py, Tensor::zeros(&sizes(size)?, default_float(dtype)?)?, requires_grad)
+    finish(
+        py,
+        Tensor::zeros(&sizes(size)?, default_float(dtype)?)?,
+        requires_grad,
+    )
 }
 
 #[pyfunction]
 #[pyo3(signature = (*size, dtype=None, device=None, requires_grad=false, out=None, layout=None, pin_memory=false))]
 #[allow(clippy::too_many_arguments)]
-fn ones(py: Python<'_>, size: &Bound<'_, PyTuple>, dtype: Option<&Bound<'_, PyAny>>, device: Option<&Bound<'_, PyAny>>, requires_grad: bool, out: Option<&Bound<'_, PyAny>>, layout: Option<&Bound<'_, PyAny>>, pin_memory: bool) -> PyResult<Py<PyTensor>> {
+fn ones(
+    py: Python<'_>,
+    size: &Bound<'_, PyTuple>,
+    dtype: Option<&Bound<'_, PyAny>>,
+    device: Option<&Bound<'_, PyAny>>,
+    requires_grad: bool,
+    out: Option<&Bound<'_, PyAny>>,
+    layout: Option<&Bound<'_, PyAny>>,
+    pin_memory: bool,
+) -> PyResult<Py<PyTensor>> {
     let _ = (out, layout, pin_memory);
     check_device(device)?;
-    finish(py, Tensor::full(&sizes(size)?, Scalar::Int(1), default_float(dtype)?)?, requires_grad)
+    finish(
+        py,
+        Tensor::full(&sizes(size)?, Scalar::Int(1), default_float(dtype)?)?,
+        requires_grad,
+    )
 }
 
 /// `empty` returns zeros: uninitialised memory would make runs irreproducible for no gain here.
 #[pyfunction]
 #[pyo3(signature = (*size, dtype=None, device=None, requires_grad=false, out=None, layout=None, pin_memory=false, memory_format=None))]
 #[allow(clippy::too_many_arguments)]
-fn empty(py: Python<'_>, size: &Bound<'_, PyTuple>, dtype: Option<&Bound<'_, PyAny>>, device: Option<&Bound<'_, PyAny>>, requires_grad: bool, out: Option<&Bound<'_, PyAny>>, layout: Option<&Bound<'_, PyAny>>, pin_memory: bool, memory_format: Option<&Bound<'_, PyAny>>) -> PyResult<Py<PyTensor>> {
+fn empty(
+    py: Python<'_>,
+    size: &Bound<'_, PyTuple>,
+    dtype: Option<&Bound<'_, PyAny>>,
+    device: Option<&Bound<'_, PyAny>>,
+    requires_grad: bool,
+    out: Option<&Bound<'_, PyAny>>,
+    layout: Option<&Bound<'_, PyAny>>,
+    pin_memory: bool,
+    memory_format: Option<&Bound<'_, PyAny>>,
+) -> PyResult<Py<PyTensor>> {
     let _ = (out, layout, pin_memory, memory_format);
     check_device(device)?;
-    finish(py, Tensor::zeros(&sizes(size)?, default_float(dtype)?)?, requires_grad)
+    finish(
+        py,
+        Tensor::zeros(&sizes(size)?, default_float(dtype)?)?,
+        requires_grad,
+    )
 }
 
 #[pyfunction]
 #[pyo3(signature = (size, fill_value, *, dtype=None, device=None, requires_grad=false))]
-fn full(py: Python<'_>, size: &Bound<'_, PyAny>, fill_value: &Bound<'_, PyAny>, dtype: Option<&Bound<'_, PyAny>>, device: Option<&Bound<'_, PyAny>>, requires_grad: bool) -> PyResult<Py<PyTensor>> {
+fn full(
+    py: Python<'_>,
+    size: &Bound<'_, PyAny>,
+    fill_value: &Bound<'_, PyAny>,
+    dtype: Option<&Bound<'_, PyAny>>,
+    device: Option<&Bound<'_, PyAny>>,
+    requires_grad: bool,
+) -> PyResult<Py<PyTensor>> {
     check_device(device)?;
     let v = scalar_arg(fill_value, "full", "fill_value")?;
     let dt = match dtype_arg(dtype)? {
@@ -125,7 +179,10 @@ fn scalar_arg(o: &Bound<'_, PyAny>, op: &str, name: &str) -> PyResult<Scalar> {
     as_scalar(o).ok_or_else(|| {
         PyTypeError::new_err(format!(
             "{op}(): argument '{name}' must be Number, not {}",
-            o.get_type().name().map(|n| n.to_string()).unwrap_or_default()
+            o.get_type()
+                .name()
+                .map(|n| n.to_string())
+                .unwrap_or_default()
         ))
     })
 }
@@ -136,40 +193,90 @@ fn like_dtype(input: &PyTensor, dtype: Option<&Bound<'_, PyAny>>) -> PyResult<DT
 
 #[pyfunction]
 #[pyo3(signature = (input, *, dtype=None, device=None, requires_grad=false, memory_format=None))]
-fn zeros_like(py: Python<'_>, input: PyRef<'_, PyTensor>, dtype: Option<&Bound<'_, PyAny>>, device: Option<&Bound<'_, PyAny>>, requires_grad: bool, memory_format: Option<&Bound<'_, PyAny>>) -> PyResult<Py<PyTensor>> {
+fn zeros_like(
+    py: Python<'_>,
+    input: PyRef<'_, PyTensor>,
+    dtype: Option<&Bound<'_, PyAny>>,
+    device: Option<&Bound<'_, PyAny>>,
+    requires_grad: bool,
+    memory_format: Option<&Bound<'_, PyAny>>,
+) -> PyResult<Py<PyTensor>> {
     let _ = memory_format;
     check_device(device)?;
-    finish(py, Tensor::zeros(input.t.shape(), like_dtype(&input, dtype)?)?, requires_grad)
+    finish(
+        py,
+        Tensor::zeros(input.t.shape(), like_dtype(&input, dtype)?)?,
+        requires_grad,
+    )
 }
 
 #[pyfunction]
 #[pyo3(signature = (input, *, dtype=None, device=None, requires_grad=false, memory_format=None))]
-fn ones_like(py: Python<'_>, input: PyRef<'_, PyTensor>, dtype: Option<&Bound<'_, PyAny>>, device: Option<&Bound<'_, PyAny>>, requires_grad: bool, memory_format: Option<&Bound<'_, PyAny>>) -> PyResult<Py<PyTensor>> {
+fn ones_like(
+    py: Python<'_>,
+    input: PyRef<'_, PyTensor>,
+    dtype: Option<&Bound<'_, PyAny>>,
+    device: Option<&Bound<'_, PyAny>>,
+    requires_grad: bool,
+    memory_format: Option<&Bound<'_, PyAny>>,
+) -> PyResult<Py<PyTensor>> {
     let _ = memory_format;
     check_device(device)?;
-    finish(py, Tensor::full(input.t.shape(), Scalar::Int(1), like_dtype(&input, dtype)?)?, requires_grad)
+    finish(
+        py,
+        Tensor::full(input.t.shape(), Scalar::Int(1), like_dtype(&input, dtype)?)?,
+        requires_grad,
+    )
 }
 
 #[pyfunction]
 #[pyo3(signature = (input, *, dtype=None, device=None, requires_grad=false, memory_format=None))]
-fn empty_like(py: Python<'_>, input: PyRef<'_, PyTensor>, dtype: Option<&Bound<'_, PyAny>>, device: Option<&Bound<'_, PyAny>>, requires_grad: bool, memory_format: Option<&Bound<'_, PyAny>>) -> PyResult<Py<PyTensor>> {
+fn empty_like(
+    py: Python<'_>,
+    input: PyRef<'_, PyTensor>,
+    dtype: Option<&Bound<'_, PyAny>>,
+    device: Option<&Bound<'_, PyAny>>,
+    requires_grad: bool,
+    memory_format: Option<&Bound<'_, PyAny>>,
+) -> PyResult<Py<PyTensor>> {
     zeros_like(py, input, dtype, device, requires_grad, memory_format)
 }
 
 #[pyfunction]
 #[pyo3(signature = (input, fill_value, *, dtype=None, device=None, requires_grad=false, memory_format=None))]
 #[allow(clippy::too_many_arguments)]
-fn full_like(py: Python<'_>, input: PyRef<'_, PyTensor>, fill_value: &Bound<'_, PyAny>, dtype: Option<&Bound<'_, PyAny>>, device: Option<&Bound<'_, PyAny>>, requires_grad: bool, memory_format: Option<&Bound<'_, PyAny>>) -> PyResult<Py<PyTensor>> {
+fn full_like(
+    py: Python<'_>,
+    input: PyRef<'_, PyTensor>,
+    fill_value: &Bound<'_, PyAny>,
+    dtype: Option<&Bound<'_, PyAny>>,
+    device: Option<&Bound<'_, PyAny>>,
+    requires_grad: bool,
+    memory_format: Option<&Bound<'_, PyAny>>,
+) -> PyResult<Py<PyTensor>> {
     let _ = memory_format;
     check_device(device)?;
     let v = scalar_arg(fill_value, "full_like", "fill_value")?;
-    finish(py, Tensor::full(input.t.shape(), v, like_dtype(&input, dtype)?)?, requires_grad)
+    finish(
+        py,
+        Tensor::full(input.t.shape(), v, like_dtype(&input, dtype)?)?,
+        requires_grad,
+    )
 }
 
 #[pyfunction]
 #[pyo3(signature = (start, end=None, step=None, *, dtype=None, device=None, requires_grad=false, out=None))]
 #[allow(clippy::too_many_arguments)]
-fn arange(py: Python<'_>, start: &Bound<'_, PyAny>, end: Option<&Bound<'_, PyAny>>, step: Option<&Bound<'_, PyAny>>, dtype: Option<&Bound<'_, PyAny>>, device: Option<&Bound<'_, PyAny>>, requires_grad: bool, out: Option<&Bound<'_, PyAny>>) -> PyResult<Py<PyTensor>> {
+fn arange(
+    py: Python<'_>,
+    start: &Bound<'_, PyAny>,
+    end: Option<&Bound<'_, PyAny>>,
+    step: Option<&Bound<'_, PyAny>>,
+    dtype: Option<&Bound<'_, PyAny>>,
+    device: Option<&Bound<'_, PyAny>>,
+    requires_grad: bool,
+    out: Option<&Bound<'_, PyAny>>,
+) -> PyResult<Py<PyTensor>> {
     let _ = out;
     check_device(device)?;
     let a = scalar_arg(start, "arange", "start")?;
@@ -188,34 +295,64 @@ fn arange(py: Python<'_>, start: &Bound<'_, PyAny>, end: Option<&Bound<'_, PyAny
 
 #[pyfunction]
 #[pyo3(signature = (start, end, steps, *, dtype=None, device=None, requires_grad=false))]
-fn linspace(py: Python<'_>, start: &Bound<'_, PyAny>, end: &Bound<'_, PyAny>, steps: i64, dtype: Option<&Bound<'_, PyAny>>, device: Option<&Bound<'_, PyAny>>, requires_grad: bool) -> PyResult<Py<PyTensor>> {
+fn linspace(
+    py: Python<'_>,
+    start: &Bound<'_, PyAny>,
+    end: &Bound<'_, PyAny>,
+    steps: i64,
+    dtype: Option<&Bound<'_, PyAny>>,
+    device: Option<&Bound<'_, PyAny>>,
+    requires_grad: bool,
+) -> PyResult<Py<PyTensor>> {
     check_device(device)?;
     let s = scalar_arg(start, "linspace", "start")?.to_f64();
     let e = scalar_arg(end, "linspace", "end")?.to_f64();
-    finish(py, Tensor::linspace(s, e, steps, default_float(dtype)?)?, requires_grad)
+    finish(
+        py,
+        Tensor::linspace(s, e, steps, default_float(dtype)?)?,
+        requires_grad,
+    )
 }
 
 #[pyfunction]
 #[pyo3(signature = (n, m=None, *, dtype=None, device=None, requires_grad=false))]
-fn eye(py: Python<'_>, n: i64, m: Option<i64>, dtype: Option<&Bound<'_, PyAny>>, device: Option<&Bound<'_, PyAny>>, requires_grad: bool) -> PyResult<Py<PyTensor>> {
+fn eye(
+    py: Python<'_>,
+    n: i64,
+    m: Option<i64>,
+    dtype: Option<&Bound<'_, PyAny>>,
+    device: Option<&Bound<'_, PyAny>>,
+    requires_grad: bool,
+) -> PyResult<Py<PyTensor>> {
     check_device(device)?;
     let m = m.unwrap_or(n);
     if n < 0 || m < 0 {
-        return Err(PyRuntimeError::new_err(format!("n and m must be non-negative, got n={n}, m={m}")));
+        return Err(PyRuntimeError::new_err(format!(
+            "n and m must be non-negative, got n={n}, m={m}"
+        )));
     }
-    finish(py, Tensor::eye(n as usize, m as usize, default_float(dtype)?)?, requires_grad)
+    finish(
+        py,
+        Tensor::eye(n as usize, m as usize, default_float(dtype)?)?,
+        requires_grad,
+    )
 }
 
 fn tensor_list(tensors: &Bound<'_, PyAny>, op: &str) -> PyResult<Vec<Tensor>> {
     let mut out = Vec::new();
-    for item in tensors.try_iter().map_err(|_| PyTypeError::new_err(format!("{op}(): argument 'tensors' must be tuple of Tensors")))? {
+    for item in tensors.try_iter().map_err(|_| {
+        PyTypeError::new_err(format!(
+            "{op}(): argument 'tensors' must be tuple of Tensors"
+        ))
+    })? {
         let item = item?;
-        let t = item.cast::<PyTensor>().map_err(|_| {
-            PyTypeError::new_err(format!(
+        let t =
+            item.cast::<PyTensor>().map_err(|_| {
+                PyTypeError::new_err(format!(
                 "{op}(): argument 'tensors' must be tuple of Tensors, but found element of type {}",
                 item.get_type().name().map(|n| n.to_string()).unwrap_or_default()
             ))
-        })?;
+            })?;
         out.push(t.borrow().t.clone());
     }
     Ok(out)
@@ -223,7 +360,12 @@ fn tensor_list(tensors: &Bound<'_, PyAny>, op: &str) -> PyResult<Vec<Tensor>> {
 
 #[pyfunction]
 #[pyo3(signature = (tensors, dim=0, *, out=None))]
-fn cat(py: Python<'_>, tensors: &Bound<'_, PyAny>, dim: i64, out: Option<&Bound<'_, PyAny>>) -> PyResult<Py<PyTensor>> {
+fn cat(
+    py: Python<'_>,
+    tensors: &Bound<'_, PyAny>,
+    dim: i64,
+    out: Option<&Bound<'_, PyAny>>,
+) -> PyResult<Py<PyTensor>> {
     let _ = out;
     let ts = tensor_list(tensors, "cat")?;
     new_py(py, py.detach(|| Tensor::cat(&ts, dim))?)
@@ -231,7 +373,12 @@ fn cat(py: Python<'_>, tensors: &Bound<'_, PyAny>, dim: i64, out: Option<&Bound<
 
 #[pyfunction]
 #[pyo3(signature = (tensors, dim=0, *, out=None))]
-fn stack(py: Python<'_>, tensors: &Bound<'_, PyAny>, dim: i64, out: Option<&Bound<'_, PyAny>>) -> PyResult<Py<PyTensor>> {
+fn stack(
+    py: Python<'_>,
+    tensors: &Bound<'_, PyAny>,
+    dim: i64,
+    out: Option<&Bound<'_, PyAny>>,
+) -> PyResult<Py<PyTensor>> {
     let _ = out;
     let ts = tensor_list(tensors, "stack")?;
     new_py(py, py.detach(|| Tensor::stack(&ts, dim))?)
@@ -240,7 +387,12 @@ fn stack(py: Python<'_>, tensors: &Bound<'_, PyAny>, dim: i64, out: Option<&Boun
 /// torch.where(condition, input, other); either value may be a Python number.
 #[pyfunction]
 #[pyo3(name = "where", signature = (condition, input=None, other=None))]
-fn where_(py: Python<'_>, condition: PyRef<'_, PyTensor>, input: Option<&Bound<'_, PyAny>>, other: Option<&Bound<'_, PyAny>>) -> PyResult<Py<PyAny>> {
+fn where_(
+    py: Python<'_>,
+    condition: PyRef<'_, PyTensor>,
+    input: Option<&Bound<'_, PyAny>>,
+    other: Option<&Bound<'_, PyAny>>,
+) -> PyResult<Py<PyAny>> {
     let (Some(a), Some(b)) = (input, other) else {
         return condition.nonzero_tuple(py);
     };
@@ -248,12 +400,23 @@ fn where_(py: Python<'_>, condition: PyRef<'_, PyTensor>, input: Option<&Bound<'
         if let Ok(t) = o.cast::<PyTensor>() {
             return Ok((t.borrow().t.clone(), false));
         }
-        let s = as_scalar(o).ok_or_else(|| PyTypeError::new_err("where(): expected Tensor or Number"))?;
+        let s = as_scalar(o)
+            .ok_or_else(|| PyTypeError::new_err("where(): expected Tensor or Number"))?;
         Ok((crate::tensor::math::wrap_scalar(s), true))
     };
     let (ta, wa) = wrap(a)?;
     let (tb, wb) = wrap(b)?;
-    let r = Tensor::where_(&condition.t, Arg { tensor: &ta, wrapped: wa }, Arg { tensor: &tb, wrapped: wb })?;
+    let r = Tensor::where_(
+        &condition.t,
+        Arg {
+            tensor: &ta,
+            wrapped: wa,
+        },
+        Arg {
+            tensor: &tb,
+            wrapped: wb,
+        },
+    )?;
     Ok(new_py(py, r)?.into_any())
 }
 
@@ -261,16 +424,34 @@ impl PyTensor {
     fn nonzero_tuple(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         let nz = self.t.nonzero()?;
         let cols = (0..self.t.dims())
-            .map(|j| Ok(new_py(py, nz.select(1, j as i64)?.contiguous())?))
+            .map(|j| new_py(py, nz.select(1, j as i64)?.contiguous()))
             .collect::<PyResult<Vec<_>>>()?;
         Ok(PyTuple::new(py, cols)?.into_any().unbind())
     }
 }
 
+/// One-hot rows of an int64 tensor (`nn.functional.one_hot`).
+#[pyfunction]
+#[pyo3(signature = (tensor, num_classes=-1))]
+fn one_hot(
+    py: Python<'_>,
+    tensor: PyRef<'_, PyTensor>,
+    num_classes: i64,
+) -> PyResult<Py<PyTensor>> {
+    new_py(py, tensor.t.one_hot(num_classes)?)
+}
+
 /// torch.promote_types / result_type helpers used by the Python layer.
 #[pyfunction]
-fn promote_types(py: Python<'_>, a: &Bound<'_, PyAny>, b: &Bound<'_, PyAny>) -> PyResult<Py<dtype::PyDType>> {
-    let (a, b) = (dtype_arg(Some(a))?.unwrap_or(DType::F32), dtype_arg(Some(b))?.unwrap_or(DType::F32));
+fn promote_types(
+    py: Python<'_>,
+    a: &Bound<'_, PyAny>,
+    b: &Bound<'_, PyAny>,
+) -> PyResult<Py<dtype::PyDType>> {
+    let (a, b) = (
+        dtype_arg(Some(a))?.unwrap_or(DType::F32),
+        dtype_arg(Some(b))?.unwrap_or(DType::F32),
+    );
     Ok(dtype::py_dtype(py, a.promote(b)))
 }
 
@@ -299,6 +480,7 @@ fn _C(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(stack, m)?)?;
     m.add_function(wrap_pyfunction!(where_, m)?)?;
     m.add_function(wrap_pyfunction!(promote_types, m)?)?;
+    m.add_function(wrap_pyfunction!(one_hot, m)?)?;
     random::register(m)?;
     Ok(())
 }

@@ -7,7 +7,7 @@ use crate::dtype::DType;
 use crate::tensor::math::{wrap_scalar, Arg, BinaryOp, UnaryOp};
 use crate::tensor::reduce::ReduceOp;
 use crate::tensor::{Scalar, Tensor};
-use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
+use pyo3::exceptions::{PyRuntimeError, PyTypeError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyTuple};
 use pyo3::IntoPyObjectExt;
@@ -20,7 +20,10 @@ pub struct PyTensor {
 
 impl PyTensor {
     pub fn wrap(t: Tensor) -> PyTensor {
-        PyTensor { t, requires_grad: false }
+        PyTensor {
+            t,
+            requires_grad: false,
+        }
     }
 }
 
@@ -56,7 +59,10 @@ impl Other {
     fn arg(&self) -> Arg<'_> {
         match self {
             Other::T(t) => Arg::tensor(t),
-            Other::S(t) => Arg { tensor: t, wrapped: true },
+            Other::S(t) => Arg {
+                tensor: t,
+                wrapped: true,
+            },
         }
     }
 }
@@ -65,7 +71,10 @@ fn parse_other(obj: &Bound<'_, PyAny>, op: &str) -> PyResult<Other> {
     Other::parse(obj).ok_or_else(|| {
         PyTypeError::new_err(format!(
             "{op}(): argument 'other' must be Tensor or Number, not {}",
-            obj.get_type().name().map(|n| n.to_string()).unwrap_or_default()
+            obj.get_type()
+                .name()
+                .map(|n| n.to_string())
+                .unwrap_or_default()
         ))
     })
 }
@@ -121,12 +130,21 @@ fn return_type(py: Python<'_>, name: &str, a: Tensor, b: Tensor) -> PyResult<Py<
 }
 
 fn tensors_to_list(py: Python<'_>, ts: Vec<Tensor>) -> PyResult<Py<PyAny>> {
-    let items = ts.into_iter().map(|t| new_py(py, t)).collect::<PyResult<Vec<_>>>()?;
+    let items = ts
+        .into_iter()
+        .map(|t| new_py(py, t))
+        .collect::<PyResult<Vec<_>>>()?;
     Ok(PyTuple::new(py, items)?.into_any().unbind())
 }
 
 impl PyTensor {
-    fn bin(&self, py: Python<'_>, other: &Bound<'_, PyAny>, op: BinaryOp, reflected: bool) -> PyResult<Py<PyAny>> {
+    fn bin(
+        &self,
+        py: Python<'_>,
+        other: &Bound<'_, PyAny>,
+        op: BinaryOp,
+        reflected: bool,
+    ) -> PyResult<Py<PyAny>> {
         let Some(o) = Other::parse(other) else {
             return Ok(py.NotImplemented());
         };
@@ -142,7 +160,12 @@ impl PyTensor {
         new_py(py, r)?.into_py_any(py)
     }
 
-    fn bin_strict(&self, py: Python<'_>, other: &Bound<'_, PyAny>, op: BinaryOp) -> PyResult<Py<PyTensor>> {
+    fn bin_strict(
+        &self,
+        py: Python<'_>,
+        other: &Bound<'_, PyAny>,
+        op: BinaryOp,
+    ) -> PyResult<Py<PyTensor>> {
         let o = parse_other(other, op.name())?;
         let me = Arg::tensor(&self.t);
         let r = heavy(py, self.t.elem_count(), || Tensor::binary(op, me, o.arg()))?;
@@ -288,6 +311,7 @@ impl PyTensor {
         py.None()
     }
     #[getter]
+    #[allow(non_snake_case)]
     fn T(&self) -> PyResult<Self> {
         if self.t.dims() > 2 {
             // torch deprecates .T on >2-D; it still reverses all dims.
@@ -317,7 +341,11 @@ impl PyTensor {
     // *** conversion ***
 
     #[pyo3(signature = (*args, **kwargs))]
-    fn to(slf: PyRef<'_, Self>, args: &Bound<'_, PyTuple>, kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<Py<PyAny>> {
+    fn to(
+        slf: PyRef<'_, Self>,
+        args: &Bound<'_, PyTuple>,
+        kwargs: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<Py<PyAny>> {
         let py = slf.py();
         let mut dtype = None;
         let mut copy = false;
@@ -349,7 +377,11 @@ impl PyTensor {
                     }
                     "copy" => copy = v.extract()?,
                     "non_blocking" | "memory_format" => {}
-                    other => return Err(PyTypeError::new_err(format!("to() got an unexpected keyword argument '{other}'"))),
+                    other => {
+                        return Err(PyTypeError::new_err(format!(
+                            "to() got an unexpected keyword argument '{other}'"
+                        )))
+                    }
                 }
             }
         }
@@ -357,7 +389,11 @@ impl PyTensor {
         if target == slf.t.dtype() && !copy {
             return slf.into_py_any(py);
         }
-        let t = if target == slf.t.dtype() { slf.t.deep_copy() } else { slf.t.to_dtype(target) };
+        let t = if target == slf.t.dtype() {
+            slf.t.deep_copy()
+        } else {
+            slf.t.to_dtype(target)
+        };
         new_py(py, t)?.into_py_any(py)
     }
     fn float(slf: PyRef<'_, Self>) -> PyResult<Py<PyAny>> {
@@ -415,11 +451,20 @@ impl PyTensor {
     }
     fn numpy(slf: &Bound<'_, Self>) -> PyResult<Py<PyAny>> {
         let py = slf.py();
+        if slf.borrow().requires_grad {
+            return Err(PyRuntimeError::new_err(
+                "Can't call numpy() on Tensor that requires grad. Use tensor.detach().numpy() instead.",
+            ));
+        }
         let np = py.import("numpy")?;
         Ok(np.call_method1("asarray", (slf,))?.unbind())
     }
     #[pyo3(signature = (dtype=None, copy=None))]
-    fn __array__(slf: &Bound<'_, Self>, dtype: Option<&Bound<'_, PyAny>>, copy: Option<bool>) -> PyResult<Py<PyAny>> {
+    fn __array__(
+        slf: &Bound<'_, Self>,
+        dtype: Option<&Bound<'_, PyAny>>,
+        copy: Option<bool>,
+    ) -> PyResult<Py<PyAny>> {
         let py = slf.py();
         let np = py.import("numpy")?;
         let arr = if slf.borrow().t.dtype() == DType::BF16 {
@@ -432,7 +477,11 @@ impl PyTensor {
             Some(d) if !d.is_none() => arr.call_method1("astype", (d,))?,
             _ => arr,
         };
-        let arr = if copy == Some(true) { arr.call_method0("copy")? } else { arr };
+        let arr = if copy == Some(true) {
+            arr.call_method0("copy")?
+        } else {
+            arr
+        };
         Ok(arr.unbind())
     }
 
@@ -447,7 +496,7 @@ impl PyTensor {
         };
         let kw = PyDict::new(py);
         kw.set_item("requires_grad", this.requires_grad)?;
-        let is_param = slf.get_type().name()?.to_string() == "Parameter";
+        let is_param = slf.get_type().name()? == "Parameter";
         kw.set_item("is_param", is_param)?;
         py.import("ferrotorch._tensor_str")?
             .getattr("format_tensor")?
@@ -474,7 +523,12 @@ impl PyTensor {
         if self.t.dims() == 0 {
             return Err(PyTypeError::new_err("iteration over a 0-d tensor"));
         }
-        let items = self.t.unbind(0)?.into_iter().map(|t| new_py(py, t)).collect::<PyResult<Vec<_>>>()?;
+        let items = self
+            .t
+            .unbind(0)?
+            .into_iter()
+            .map(|t| new_py(py, t))
+            .collect::<PyResult<Vec<_>>>()?;
         Ok(PyList::new(py, items)?.call_method0("__iter__")?.unbind())
     }
     fn __bool__(&self) -> PyResult<bool> {
@@ -487,10 +541,21 @@ impl PyTensor {
         Ok(self.t.item_f64()? != 0.0)
     }
     fn __float__(&self) -> PyResult<f64> {
+        self.check_one()?;
         Ok(self.t.item_f64()?)
     }
-    fn __int__(&self) -> PyResult<i64> {
-        Ok(self.t.item_i64()?)
+    fn __int__(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        self.check_one()?;
+        if self.t.dtype().is_float() {
+            // Python's own rules: NaN -> ValueError, inf -> OverflowError, else truncation.
+            return Ok(self
+                .t
+                .item_f64()?
+                .into_pyobject(py)?
+                .call_method0("__int__")?
+                .unbind());
+        }
+        self.t.item_i64()?.into_py_any(py)
     }
     fn __index__(&self) -> PyResult<i64> {
         if !self.t.dtype().is_int() || self.t.elem_count() != 1 {
@@ -509,15 +574,12 @@ impl PyTensor {
     #[pyo3(signature = (*shape))]
     fn view(&self, shape: &Bound<'_, PyTuple>) -> PyResult<Self> {
         if shape.len() == 1 {
-            if let Ok(d) = dtype_arg(Some(&shape.get_item(0)?)) {
-                if let Some(d) = d {
-                    if d.size_in_bytes() != self.t.dtype().size_in_bytes() {
-                        return Err(PyRuntimeError::new_err(
-                            "view(dtype) with a different element size is not supported",
-                        ));
-                    }
-                    return Err(PyRuntimeError::new_err("view(dtype) is not supported yet"));
-                }
+            if let Ok(Some(d)) = dtype_arg(Some(&shape.get_item(0)?)) {
+                return Err(PyRuntimeError::new_err(format!(
+                    "view(dtype) (reinterpreting {} as {}) is not supported; use .to(dtype) to convert",
+                    self.t.dtype().name(),
+                    d.name()
+                )));
             }
         }
         Ok(PyTensor::wrap(self.t.view(&shape_args(shape)?)?))
@@ -553,7 +615,11 @@ impl PyTensor {
     #[pyo3(signature = (dim=None))]
     fn squeeze(&self, dim: Option<&Bound<'_, PyAny>>) -> PyResult<Self> {
         let dims = dims_arg(dim)?;
-        let d = if dim.is_none_or(|d| d.is_none()) { None } else { Some(dims.as_slice()) };
+        let d = if dim.is_none_or(|d| d.is_none()) {
+            None
+        } else {
+            Some(dims.as_slice())
+        };
         Ok(PyTensor::wrap(self.t.squeeze(d)?))
     }
     #[pyo3(signature = (start_dim=0, end_dim=-1))]
@@ -584,14 +650,27 @@ impl PyTensor {
         tensors_to_list(py, self.t.unbind(dim)?)
     }
     #[pyo3(signature = (split_size_or_sections, dim=0))]
-    fn split(&self, py: Python<'_>, split_size_or_sections: &Bound<'_, PyAny>, dim: i64) -> PyResult<Py<PyAny>> {
+    fn split(
+        &self,
+        py: Python<'_>,
+        split_size_or_sections: &Bound<'_, PyAny>,
+        dim: i64,
+    ) -> PyResult<Py<PyAny>> {
         let parts = if let Ok(n) = split_size_or_sections.extract::<i64>() {
             if n < 0 {
-                return Err(PyRuntimeError::new_err(format!("split expects split_size be non-negative, but got split_size={n}")));
+                return Err(PyRuntimeError::new_err(format!(
+                    "split expects split_size be non-negative, but got split_size={n}"
+                )));
             }
             self.t.split(n as usize, dim)?
         } else {
-            let sizes: Vec<usize> = split_size_or_sections.extract()?;
+            let sizes: Vec<i64> = split_size_or_sections.extract()?;
+            if sizes.iter().any(|&s| s < 0) {
+                return Err(PyRuntimeError::new_err(format!(
+                    "split_with_sizes expects split_sizes have only non-negative entries, but got split_sizes={sizes:?}"
+                )));
+            }
+            let sizes: Vec<usize> = sizes.into_iter().map(|s| s as usize).collect();
             self.t.split_sizes(&sizes, dim)?
         };
         tensors_to_list(py, parts)
@@ -601,23 +680,33 @@ impl PyTensor {
         tensors_to_list(py, self.t.chunk(chunks, dim)?)
     }
     #[pyo3(signature = (size, stride, storage_offset=None))]
-    fn as_strided(&self, size: Vec<usize>, stride: Vec<usize>, storage_offset: Option<usize>) -> PyResult<Self> {
+    fn as_strided(
+        &self,
+        size: Vec<usize>,
+        stride: Vec<usize>,
+        storage_offset: Option<usize>,
+    ) -> PyResult<Self> {
         let off = storage_offset.unwrap_or(self.t.layout().offset());
         Ok(PyTensor::wrap(self.t.as_strided(&size, &stride, off)?))
     }
     #[pyo3(signature = (memory_format=None))]
-    fn contiguous(slf: PyRef<'_, Self>, memory_format: Option<&Bound<'_, PyAny>>) -> PyResult<Py<PyAny>> {
+    fn contiguous(
+        slf: PyRef<'_, Self>,
+        memory_format: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Py<PyAny>> {
         let _ = memory_format;
         let py = slf.py();
         if slf.t.is_contiguous() {
             return slf.into_py_any(py);
         }
+        crate::storage::check_alloc("contiguous", slf.t.shape(), slf.t.dtype())?;
         new_py(py, slf.t.contiguous())?.into_py_any(py)
     }
     #[pyo3(signature = (memory_format=None))]
-    fn clone(&self, memory_format: Option<&Bound<'_, PyAny>>) -> Self {
+    fn clone(&self, memory_format: Option<&Bound<'_, PyAny>>) -> PyResult<Self> {
         let _ = memory_format;
-        PyTensor::wrap(self.t.deep_copy())
+        crate::storage::check_alloc("clone", self.t.shape(), self.t.dtype())?;
+        Ok(PyTensor::wrap(self.t.clone_preserving_strides()))
     }
     fn detach(&self) -> Self {
         PyTensor::wrap(self.t.clone())
@@ -636,7 +725,12 @@ impl PyTensor {
         Ok(self.t.index_put_(&idx, &v, false)?)
     }
     #[pyo3(signature = (indices, values, accumulate=false))]
-    fn index_put_<'py>(slf: PyRef<'py, Self>, indices: &Bound<'py, PyAny>, values: PyRef<'py, PyTensor>, accumulate: bool) -> PyResult<PyRef<'py, Self>> {
+    fn index_put_<'py>(
+        slf: PyRef<'py, Self>,
+        indices: &Bound<'py, PyAny>,
+        values: PyRef<'py, PyTensor>,
+        accumulate: bool,
+    ) -> PyResult<PyRef<'py, Self>> {
         let idx = parse_index(indices)?;
         slf.t.index_put_(&idx, &values.t, accumulate)?;
         Ok(slf)
@@ -680,10 +774,20 @@ impl PyTensor {
     fn __rmod__(&self, py: Python<'_>, o: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
         self.bin(py, o, BinaryOp::Rem, true)
     }
-    fn __pow__(&self, py: Python<'_>, o: &Bound<'_, PyAny>, _modulo: Option<&Bound<'_, PyAny>>) -> PyResult<Py<PyAny>> {
+    fn __pow__(
+        &self,
+        py: Python<'_>,
+        o: &Bound<'_, PyAny>,
+        _modulo: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Py<PyAny>> {
         self.bin(py, o, BinaryOp::Pow, false)
     }
-    fn __rpow__(&self, py: Python<'_>, o: &Bound<'_, PyAny>, _modulo: Option<&Bound<'_, PyAny>>) -> PyResult<Py<PyAny>> {
+    fn __rpow__(
+        &self,
+        py: Python<'_>,
+        o: &Bound<'_, PyAny>,
+        _modulo: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Py<PyAny>> {
         self.bin(py, o, BinaryOp::Pow, true)
     }
     fn __and__(&self, py: Python<'_>, o: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
@@ -744,19 +848,40 @@ impl PyTensor {
         self.un(py, UnaryOp::Abs)
     }
     fn __invert__(&self, py: Python<'_>) -> PyResult<Py<PyTensor>> {
+        if self.t.dtype().is_float() {
+            return Err(PyTypeError::new_err(format!(
+                "~ (bitwise_not) is only supported for integer and boolean tensors, got {}",
+                self.t.dtype().name()
+            )));
+        }
         self.un(py, UnaryOp::BitNot)
     }
 
     #[pyo3(signature = (other, *, alpha=None))]
-    fn add(&self, py: Python<'_>, other: &Bound<'_, PyAny>, alpha: Option<&Bound<'_, PyAny>>) -> PyResult<Py<PyTensor>> {
+    fn add(
+        &self,
+        py: Python<'_>,
+        other: &Bound<'_, PyAny>,
+        alpha: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Py<PyTensor>> {
         self.with_alpha(py, other, alpha, BinaryOp::Add)
     }
     #[pyo3(signature = (other, *, alpha=None))]
-    fn sub(&self, py: Python<'_>, other: &Bound<'_, PyAny>, alpha: Option<&Bound<'_, PyAny>>) -> PyResult<Py<PyTensor>> {
+    fn sub(
+        &self,
+        py: Python<'_>,
+        other: &Bound<'_, PyAny>,
+        alpha: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Py<PyTensor>> {
         self.with_alpha(py, other, alpha, BinaryOp::Sub)
     }
     #[pyo3(signature = (other, *, alpha=None))]
-    fn subtract(&self, py: Python<'_>, other: &Bound<'_, PyAny>, alpha: Option<&Bound<'_, PyAny>>) -> PyResult<Py<PyTensor>> {
+    fn subtract(
+        &self,
+        py: Python<'_>,
+        other: &Bound<'_, PyAny>,
+        alpha: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Py<PyTensor>> {
         self.with_alpha(py, other, alpha, BinaryOp::Sub)
     }
     fn mul(&self, py: Python<'_>, other: &Bound<'_, PyAny>) -> PyResult<Py<PyTensor>> {
@@ -766,30 +891,45 @@ impl PyTensor {
         self.bin_strict(py, other, BinaryOp::Mul)
     }
     #[pyo3(signature = (other, *, rounding_mode=None))]
-    fn div(&self, py: Python<'_>, other: &Bound<'_, PyAny>, rounding_mode: Option<&str>) -> PyResult<Py<PyTensor>> {
+    fn div(
+        &self,
+        py: Python<'_>,
+        other: &Bound<'_, PyAny>,
+        rounding_mode: Option<&str>,
+    ) -> PyResult<Py<PyTensor>> {
         match rounding_mode {
             None => self.bin_strict(py, other, BinaryOp::Div),
             Some("floor") => self.bin_strict(py, other, BinaryOp::FloorDiv),
             Some("trunc") => {
                 let o = parse_other(other, "div")?;
                 let q = Tensor::binary(BinaryOp::Div, Arg::tensor(&self.t), o.arg())?;
-                let promoted = crate::dtype::result_type(&[Arg::tensor(&self.t).operand(), o.arg().operand()]);
+                let promoted =
+                    crate::dtype::result_type(&[Arg::tensor(&self.t).operand(), o.arg().operand()]);
                 if !promoted.is_float() {
                     if o.arg().tensor.to_vec_as::<f64>().contains(&0.0) {
                         return Err(PyRuntimeError::new_err("ZeroDivisionError"));
                     }
-                    let q = Tensor::binary(BinaryOp::Div, Arg::tensor(&self.t.to_dtype(DType::F64)), o.arg())?;
+                    let q = Tensor::binary(
+                        BinaryOp::Div,
+                        Arg::tensor(&self.t.to_dtype(DType::F64)),
+                        o.arg(),
+                    )?;
                     return new_py(py, q.unary(UnaryOp::Trunc)?.to_dtype(promoted));
                 }
                 new_py(py, q.unary(UnaryOp::Trunc)?)
             }
-            Some(m) => Err(PyValueError::new_err(format!(
+            Some(m) => Err(PyRuntimeError::new_err(format!(
                 "div expected rounding_mode to be one of None, 'trunc', or 'floor' but found '{m}'"
             ))),
         }
     }
     #[pyo3(signature = (other, *, rounding_mode=None))]
-    fn divide(&self, py: Python<'_>, other: &Bound<'_, PyAny>, rounding_mode: Option<&str>) -> PyResult<Py<PyTensor>> {
+    fn divide(
+        &self,
+        py: Python<'_>,
+        other: &Bound<'_, PyAny>,
+        rounding_mode: Option<&str>,
+    ) -> PyResult<Py<PyTensor>> {
         self.div(py, other, rounding_mode)
     }
     fn true_divide(&self, py: Python<'_>, other: &Bound<'_, PyAny>) -> PyResult<Py<PyTensor>> {
@@ -804,7 +944,9 @@ impl PyTensor {
     fn pow(&self, py: Python<'_>, exponent: &Bound<'_, PyAny>) -> PyResult<Py<PyTensor>> {
         if let (Some(Scalar::Int(e)), false) = (as_scalar(exponent), self.t.dtype().is_float()) {
             if e < 0 {
-                return Err(PyRuntimeError::new_err("Integers to negative integer powers are not allowed."));
+                return Err(PyRuntimeError::new_err(
+                    "Integers to negative integer powers are not allowed.",
+                ));
             }
         }
         self.bin_strict(py, exponent, BinaryOp::Pow)
@@ -916,7 +1058,11 @@ impl PyTensor {
         }
         let scale = 10f64.powi(decimals as i32);
         let x = self.t.binary_s(BinaryOp::Mul, Scalar::Float(scale))?;
-        new_py(py, x.unary(UnaryOp::Round)?.binary_s(BinaryOp::Div, Scalar::Float(scale))?)
+        new_py(
+            py,
+            x.unary(UnaryOp::Round)?
+                .binary_s(BinaryOp::Div, Scalar::Float(scale))?,
+        )
     }
     fn trunc(&self, py: Python<'_>) -> PyResult<Py<PyTensor>> {
         self.un(py, UnaryOp::Trunc)
@@ -925,34 +1071,69 @@ impl PyTensor {
         self.un(py, UnaryOp::Reciprocal)
     }
     #[pyo3(signature = (min=None, max=None))]
-    fn clamp(&self, py: Python<'_>, min: Option<&Bound<'_, PyAny>>, max: Option<&Bound<'_, PyAny>>) -> PyResult<Py<PyTensor>> {
+    fn clamp(
+        &self,
+        py: Python<'_>,
+        min: Option<&Bound<'_, PyAny>>,
+        max: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Py<PyTensor>> {
         let lo = opt_other(min, "clamp")?;
         let hi = opt_other(max, "clamp")?;
-        new_py(py, self.t.clamp(lo.as_ref().map(|o| o.arg()), hi.as_ref().map(|o| o.arg()))?)
+        new_py(
+            py,
+            self.t
+                .clamp(lo.as_ref().map(|o| o.arg()), hi.as_ref().map(|o| o.arg()))?,
+        )
     }
     #[pyo3(signature = (min=None, max=None))]
-    fn clip(&self, py: Python<'_>, min: Option<&Bound<'_, PyAny>>, max: Option<&Bound<'_, PyAny>>) -> PyResult<Py<PyTensor>> {
+    fn clip(
+        &self,
+        py: Python<'_>,
+        min: Option<&Bound<'_, PyAny>>,
+        max: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Py<PyTensor>> {
         self.clamp(py, min, max)
     }
-    fn masked_fill(&self, py: Python<'_>, mask: PyRef<'_, PyTensor>, value: &Bound<'_, PyAny>) -> PyResult<Py<PyTensor>> {
+    fn masked_fill(
+        &self,
+        py: Python<'_>,
+        mask: PyRef<'_, PyTensor>,
+        value: &Bound<'_, PyAny>,
+    ) -> PyResult<Py<PyTensor>> {
         let v = parse_other(value, "masked_fill")?;
         new_py(py, self.t.masked_fill(&mask.t, v.arg())?)
     }
     #[pyo3(name = "where")]
-    fn where_(&self, py: Python<'_>, condition: PyRef<'_, PyTensor>, other: &Bound<'_, PyAny>) -> PyResult<Py<PyTensor>> {
+    fn where_(
+        &self,
+        py: Python<'_>,
+        condition: PyRef<'_, PyTensor>,
+        other: &Bound<'_, PyAny>,
+    ) -> PyResult<Py<PyTensor>> {
         let o = parse_other(other, "where")?;
-        new_py(py, Tensor::where_(&condition.t, Arg::tensor(&self.t), o.arg())?)
+        new_py(
+            py,
+            Tensor::where_(&condition.t, Arg::tensor(&self.t), o.arg())?,
+        )
     }
 
     /// Writes an out-of-place result into self (the engine of the `op_` in-place methods).
-    fn _assign_<'py>(slf: PyRef<'py, Self>, result: PyRef<'py, PyTensor>, op: &str) -> PyResult<PyRef<'py, Self>> {
+    fn _assign_<'py>(
+        slf: PyRef<'py, Self>,
+        result: PyRef<'py, PyTensor>,
+        op: &str,
+    ) -> PyResult<PyRef<'py, Self>> {
         slf.t.assign_result(op, &result.t)?;
         Ok(slf)
     }
     fn copy_<'py>(slf: PyRef<'py, Self>, src: &Bound<'py, PyAny>) -> PyResult<PyRef<'py, Self>> {
         let s = match Other::parse(src) {
             Some(Other::T(t)) | Some(Other::S(t)) => t,
-            None => return Err(PyTypeError::new_err("copy_(): argument 'src' must be Tensor")),
+            None => {
+                return Err(PyTypeError::new_err(
+                    "copy_(): argument 'src' must be Tensor",
+                ))
+            }
         };
         slf.t.copy_(&s)?;
         Ok(slf)
@@ -972,85 +1153,185 @@ impl PyTensor {
         Ok(slf)
     }
     fn zero_(slf: PyRef<'_, Self>) -> PyResult<PyRef<'_, Self>> {
-        slf.t.copy_(&Tensor::scalar(Scalar::Int(0), slf.t.dtype()))?;
+        slf.t
+            .copy_(&Tensor::scalar(Scalar::Int(0), slf.t.dtype()))?;
         Ok(slf)
     }
 
     // *** reductions ***
 
     #[pyo3(signature = (dim=None, keepdim=false, *, dtype=None))]
-    fn sum(&self, py: Python<'_>, dim: Option<&Bound<'_, PyAny>>, keepdim: bool, dtype: Option<&Bound<'_, PyAny>>) -> PyResult<Py<PyTensor>> {
+    fn sum(
+        &self,
+        py: Python<'_>,
+        dim: Option<&Bound<'_, PyAny>>,
+        keepdim: bool,
+        dtype: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Py<PyTensor>> {
         self.reduce(py, ReduceOp::Sum, dim, keepdim, dtype)
     }
     #[pyo3(signature = (dim=None, keepdim=false, *, dtype=None))]
-    fn mean(&self, py: Python<'_>, dim: Option<&Bound<'_, PyAny>>, keepdim: bool, dtype: Option<&Bound<'_, PyAny>>) -> PyResult<Py<PyTensor>> {
+    fn mean(
+        &self,
+        py: Python<'_>,
+        dim: Option<&Bound<'_, PyAny>>,
+        keepdim: bool,
+        dtype: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Py<PyTensor>> {
         self.reduce(py, ReduceOp::Mean, dim, keepdim, dtype)
     }
     #[pyo3(signature = (dim=None, keepdim=false, *, dtype=None))]
-    fn prod(&self, py: Python<'_>, dim: Option<&Bound<'_, PyAny>>, keepdim: bool, dtype: Option<&Bound<'_, PyAny>>) -> PyResult<Py<PyTensor>> {
+    fn prod(
+        &self,
+        py: Python<'_>,
+        dim: Option<&Bound<'_, PyAny>>,
+        keepdim: bool,
+        dtype: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Py<PyTensor>> {
         self.reduce(py, ReduceOp::Prod, dim, keepdim, dtype)
     }
     #[pyo3(signature = (dim=None, keepdim=false))]
-    fn amax(&self, py: Python<'_>, dim: Option<&Bound<'_, PyAny>>, keepdim: bool) -> PyResult<Py<PyTensor>> {
+    fn amax(
+        &self,
+        py: Python<'_>,
+        dim: Option<&Bound<'_, PyAny>>,
+        keepdim: bool,
+    ) -> PyResult<Py<PyTensor>> {
         self.reduce(py, ReduceOp::Max, dim, keepdim, None)
     }
     #[pyo3(signature = (dim=None, keepdim=false))]
-    fn amin(&self, py: Python<'_>, dim: Option<&Bound<'_, PyAny>>, keepdim: bool) -> PyResult<Py<PyTensor>> {
+    fn amin(
+        &self,
+        py: Python<'_>,
+        dim: Option<&Bound<'_, PyAny>>,
+        keepdim: bool,
+    ) -> PyResult<Py<PyTensor>> {
         self.reduce(py, ReduceOp::Min, dim, keepdim, None)
     }
     #[pyo3(signature = (dim=None, keepdim=false))]
-    fn all(&self, py: Python<'_>, dim: Option<&Bound<'_, PyAny>>, keepdim: bool) -> PyResult<Py<PyTensor>> {
+    fn all(
+        &self,
+        py: Python<'_>,
+        dim: Option<&Bound<'_, PyAny>>,
+        keepdim: bool,
+    ) -> PyResult<Py<PyTensor>> {
         self.reduce(py, ReduceOp::All, dim, keepdim, None)
     }
     #[pyo3(signature = (dim=None, keepdim=false))]
-    fn any(&self, py: Python<'_>, dim: Option<&Bound<'_, PyAny>>, keepdim: bool) -> PyResult<Py<PyTensor>> {
+    fn any(
+        &self,
+        py: Python<'_>,
+        dim: Option<&Bound<'_, PyAny>>,
+        keepdim: bool,
+    ) -> PyResult<Py<PyTensor>> {
         self.reduce(py, ReduceOp::Any, dim, keepdim, None)
     }
     #[pyo3(signature = (dim, keepdim=false))]
-    fn logsumexp(&self, py: Python<'_>, dim: &Bound<'_, PyAny>, keepdim: bool) -> PyResult<Py<PyTensor>> {
+    fn logsumexp(
+        &self,
+        py: Python<'_>,
+        dim: &Bound<'_, PyAny>,
+        keepdim: bool,
+    ) -> PyResult<Py<PyTensor>> {
         self.reduce(py, ReduceOp::LogSumExp, Some(dim), keepdim, None)
     }
-    #[pyo3(signature = (dim=None, *, correction=None, keepdim=false, unbiased=None))]
-    fn var(&self, py: Python<'_>, dim: Option<&Bound<'_, PyAny>>, correction: Option<f64>, keepdim: bool, unbiased: Option<bool>) -> PyResult<Py<PyTensor>> {
+    #[pyo3(signature = (dim=None, unbiased=None, keepdim=false, *, correction=None))]
+    fn var(
+        &self,
+        py: Python<'_>,
+        dim: Option<&Bound<'_, PyAny>>,
+        unbiased: Option<bool>,
+        keepdim: bool,
+        correction: Option<f64>,
+    ) -> PyResult<Py<PyTensor>> {
         self.var_std(py, dim, correction, keepdim, unbiased, false)
     }
-    #[pyo3(signature = (dim=None, *, correction=None, keepdim=false, unbiased=None))]
-    fn std(&self, py: Python<'_>, dim: Option<&Bound<'_, PyAny>>, correction: Option<f64>, keepdim: bool, unbiased: Option<bool>) -> PyResult<Py<PyTensor>> {
+    #[pyo3(signature = (dim=None, unbiased=None, keepdim=false, *, correction=None))]
+    fn std(
+        &self,
+        py: Python<'_>,
+        dim: Option<&Bound<'_, PyAny>>,
+        unbiased: Option<bool>,
+        keepdim: bool,
+        correction: Option<f64>,
+    ) -> PyResult<Py<PyTensor>> {
         self.var_std(py, dim, correction, keepdim, unbiased, true)
     }
     #[pyo3(signature = (dim=None, keepdim=false))]
-    fn max(&self, py: Python<'_>, dim: Option<&Bound<'_, PyAny>>, keepdim: bool) -> PyResult<Py<PyAny>> {
+    fn max(
+        &self,
+        py: Python<'_>,
+        dim: Option<&Bound<'_, PyAny>>,
+        keepdim: bool,
+    ) -> PyResult<Py<PyAny>> {
         self.max_min(py, dim, keepdim, true)
     }
     #[pyo3(signature = (dim=None, keepdim=false))]
-    fn min(&self, py: Python<'_>, dim: Option<&Bound<'_, PyAny>>, keepdim: bool) -> PyResult<Py<PyAny>> {
+    fn min(
+        &self,
+        py: Python<'_>,
+        dim: Option<&Bound<'_, PyAny>>,
+        keepdim: bool,
+    ) -> PyResult<Py<PyAny>> {
         self.max_min(py, dim, keepdim, false)
     }
     #[pyo3(signature = (dim=None, keepdim=false))]
     fn argmax(&self, py: Python<'_>, dim: Option<i64>, keepdim: bool) -> PyResult<Py<PyTensor>> {
-        new_py(py, heavy(py, self.t.elem_count(), || self.t.argmax_min(dim, keepdim, true))?)
+        new_py(
+            py,
+            heavy(py, self.t.elem_count(), || {
+                self.t.argmax_min(dim, keepdim, true)
+            })?,
+        )
     }
     #[pyo3(signature = (dim=None, keepdim=false))]
     fn argmin(&self, py: Python<'_>, dim: Option<i64>, keepdim: bool) -> PyResult<Py<PyTensor>> {
-        new_py(py, heavy(py, self.t.elem_count(), || self.t.argmax_min(dim, keepdim, false))?)
+        new_py(
+            py,
+            heavy(py, self.t.elem_count(), || {
+                self.t.argmax_min(dim, keepdim, false)
+            })?,
+        )
     }
     #[pyo3(signature = (dim, dtype=None))]
-    fn softmax(&self, py: Python<'_>, dim: i64, dtype: Option<&Bound<'_, PyAny>>) -> PyResult<Py<PyTensor>> {
+    fn softmax(
+        &self,
+        py: Python<'_>,
+        dim: i64,
+        dtype: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Py<PyTensor>> {
         let x = self.cast_opt(dtype)?;
         new_py(py, heavy(py, x.elem_count(), || x.softmax(dim, false))?)
     }
     #[pyo3(signature = (dim, dtype=None))]
-    fn log_softmax(&self, py: Python<'_>, dim: i64, dtype: Option<&Bound<'_, PyAny>>) -> PyResult<Py<PyTensor>> {
+    fn log_softmax(
+        &self,
+        py: Python<'_>,
+        dim: i64,
+        dtype: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Py<PyTensor>> {
         let x = self.cast_opt(dtype)?;
         new_py(py, heavy(py, x.elem_count(), || x.softmax(dim, true))?)
     }
     #[pyo3(signature = (dim, *, dtype=None))]
-    fn cumsum(&self, py: Python<'_>, dim: i64, dtype: Option<&Bound<'_, PyAny>>) -> PyResult<Py<PyTensor>> {
+    fn cumsum(
+        &self,
+        py: Python<'_>,
+        dim: i64,
+        dtype: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Py<PyTensor>> {
         let d = dtype_arg(dtype)?;
         new_py(py, self.t.cumsum(dim, d)?)
     }
     #[pyo3(signature = (p=None, dim=None, keepdim=false, dtype=None))]
-    fn norm(&self, py: Python<'_>, p: Option<&Bound<'_, PyAny>>, dim: Option<&Bound<'_, PyAny>>, keepdim: bool, dtype: Option<&Bound<'_, PyAny>>) -> PyResult<Py<PyTensor>> {
+    fn norm(
+        &self,
+        py: Python<'_>,
+        p: Option<&Bound<'_, PyAny>>,
+        dim: Option<&Bound<'_, PyAny>>,
+        keepdim: bool,
+        dtype: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Py<PyTensor>> {
         let p = match p {
             None => 2.0,
             Some(p) if p.is_none() => 2.0,
@@ -1058,8 +1339,14 @@ impl PyTensor {
                 if let Ok(s) = p.extract::<String>() {
                     match s.as_str() {
                         "fro" => 2.0,
-                        "nuc" => return Err(PyRuntimeError::new_err("nuclear norm is not supported")),
-                        _ => return Err(PyRuntimeError::new_err(format!("unsupported norm type {s}"))),
+                        "nuc" => {
+                            return Err(PyRuntimeError::new_err("nuclear norm is not supported"))
+                        }
+                        _ => {
+                            return Err(PyRuntimeError::new_err(format!(
+                                "unsupported norm type {s}"
+                            )))
+                        }
                     }
                 } else {
                     p.extract::<f64>()?
@@ -1073,12 +1360,28 @@ impl PyTensor {
 
     // *** joining and gathering ***
 
-    fn gather(&self, py: Python<'_>, dim: i64, index: PyRef<'_, PyTensor>) -> PyResult<Py<PyTensor>> {
+    fn gather(
+        &self,
+        py: Python<'_>,
+        dim: i64,
+        index: PyRef<'_, PyTensor>,
+    ) -> PyResult<Py<PyTensor>> {
         new_py(py, self.t.gather(dim, &index.t)?)
     }
-    fn take_along_dim(&self, py: Python<'_>, indices: PyRef<'_, PyTensor>, dim: Option<i64>) -> PyResult<Py<PyTensor>> {
+    #[pyo3(signature = (indices, dim=None))]
+    fn take_along_dim(
+        &self,
+        py: Python<'_>,
+        indices: PyRef<'_, PyTensor>,
+        dim: Option<i64>,
+    ) -> PyResult<Py<PyTensor>> {
         match dim {
-            None => new_py(py, self.t.reshape(&[-1])?.gather(0, &indices.t.reshape(&[-1])?)?),
+            None => new_py(
+                py,
+                self.t
+                    .reshape(&[-1])?
+                    .gather(0, &indices.t.reshape(&[-1])?)?,
+            ),
             Some(d) => {
                 // Broadcast all dims except `d` like torch.
                 let dd = self.t.dim(d)?;
@@ -1097,45 +1400,93 @@ impl PyTensor {
             }
         }
     }
-    fn index_select(&self, py: Python<'_>, dim: i64, index: PyRef<'_, PyTensor>) -> PyResult<Py<PyTensor>> {
+    fn index_select(
+        &self,
+        py: Python<'_>,
+        dim: i64,
+        index: PyRef<'_, PyTensor>,
+    ) -> PyResult<Py<PyTensor>> {
         new_py(py, self.t.index_select(dim, &index.t)?)
     }
-    fn scatter_add_<'py>(slf: PyRef<'py, Self>, dim: i64, index: PyRef<'py, PyTensor>, src: PyRef<'py, PyTensor>) -> PyResult<PyRef<'py, Self>> {
+    fn scatter_add_<'py>(
+        slf: PyRef<'py, Self>,
+        dim: i64,
+        index: PyRef<'py, PyTensor>,
+        src: PyRef<'py, PyTensor>,
+    ) -> PyResult<PyRef<'py, Self>> {
         slf.t.scatter_(dim, &index.t, &src.t, true)?;
         Ok(slf)
     }
-    fn scatter_add(&self, py: Python<'_>, dim: i64, index: PyRef<'_, PyTensor>, src: PyRef<'_, PyTensor>) -> PyResult<Py<PyTensor>> {
+    fn scatter_add(
+        &self,
+        py: Python<'_>,
+        dim: i64,
+        index: PyRef<'_, PyTensor>,
+        src: PyRef<'_, PyTensor>,
+    ) -> PyResult<Py<PyTensor>> {
         let out = self.t.deep_copy();
         out.scatter_(dim, &index.t, &src.t, true)?;
         new_py(py, out)
     }
     #[pyo3(signature = (dim, index, src=None, *, value=None))]
-    fn scatter_<'py>(slf: PyRef<'py, Self>, dim: i64, index: PyRef<'py, PyTensor>, src: Option<&Bound<'py, PyAny>>, value: Option<&Bound<'py, PyAny>>) -> PyResult<PyRef<'py, Self>> {
+    fn scatter_<'py>(
+        slf: PyRef<'py, Self>,
+        dim: i64,
+        index: PyRef<'py, PyTensor>,
+        src: Option<&Bound<'py, PyAny>>,
+        value: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<PyRef<'py, Self>> {
         let s = scatter_src(&slf.t, &index.t, src, value)?;
         slf.t.scatter_(dim, &index.t, &s, false)?;
         Ok(slf)
     }
     #[pyo3(signature = (dim, index, src=None, *, value=None))]
-    fn scatter(&self, py: Python<'_>, dim: i64, index: PyRef<'_, PyTensor>, src: Option<&Bound<'_, PyAny>>, value: Option<&Bound<'_, PyAny>>) -> PyResult<Py<PyTensor>> {
+    fn scatter(
+        &self,
+        py: Python<'_>,
+        dim: i64,
+        index: PyRef<'_, PyTensor>,
+        src: Option<&Bound<'_, PyAny>>,
+        value: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Py<PyTensor>> {
         let s = scatter_src(&self.t, &index.t, src, value)?;
         let out = self.t.deep_copy();
         out.scatter_(dim, &index.t, &s, false)?;
         new_py(py, out)
     }
     #[pyo3(signature = (k, dim=-1, largest=true, sorted=true))]
-    fn topk(&self, py: Python<'_>, k: i64, dim: i64, largest: bool, sorted: bool) -> PyResult<Py<PyAny>> {
+    fn topk(
+        &self,
+        py: Python<'_>,
+        k: i64,
+        dim: i64,
+        largest: bool,
+        sorted: bool,
+    ) -> PyResult<Py<PyAny>> {
         let _ = sorted;
         let (v, i) = heavy(py, self.t.elem_count(), || self.t.topk(k, dim, largest))?;
         return_type(py, "topk", v, i)
     }
     #[pyo3(signature = (dim=-1, descending=false, *, stable=false))]
-    fn sort(&self, py: Python<'_>, dim: i64, descending: bool, stable: bool) -> PyResult<Py<PyAny>> {
+    fn sort(
+        &self,
+        py: Python<'_>,
+        dim: i64,
+        descending: bool,
+        stable: bool,
+    ) -> PyResult<Py<PyAny>> {
         let _ = stable;
         let (v, i) = heavy(py, self.t.elem_count(), || self.t.sort(dim, descending))?;
         return_type(py, "sort", v, i)
     }
     #[pyo3(signature = (dim=-1, descending=false, *, stable=false))]
-    fn argsort(&self, py: Python<'_>, dim: i64, descending: bool, stable: bool) -> PyResult<Py<PyTensor>> {
+    fn argsort(
+        &self,
+        py: Python<'_>,
+        dim: i64,
+        descending: bool,
+        stable: bool,
+    ) -> PyResult<Py<PyTensor>> {
         let _ = stable;
         new_py(py, self.t.sort(dim, descending)?.1)
     }
@@ -1152,7 +1503,13 @@ impl PyTensor {
         let nz = self.t.nonzero()?;
         if as_tuple {
             let cols = (0..self.t.dims().max(1))
-                .map(|j| if self.t.dims() == 0 { Ok(nz.reshape(&[-1])?) } else { Ok(nz.select(1, j as i64)?.contiguous()) })
+                .map(|j| {
+                    if self.t.dims() == 0 {
+                        Ok(nz.reshape(&[-1])?)
+                    } else {
+                        Ok(nz.select(1, j as i64)?.contiguous())
+                    }
+                })
                 .collect::<crate::Result<Vec<_>>>()?;
             return tensors_to_list(py, cols);
         }
@@ -1196,15 +1553,25 @@ fn opt_other(o: Option<&Bound<'_, PyAny>>, op: &str) -> PyResult<Option<Other>> 
     }
 }
 
-fn scatter_src(t: &Tensor, index: &Tensor, src: Option<&Bound<'_, PyAny>>, value: Option<&Bound<'_, PyAny>>) -> PyResult<Tensor> {
-    let given = src.filter(|s| !s.is_none()).or(value.filter(|v| !v.is_none()));
+fn scatter_src(
+    t: &Tensor,
+    index: &Tensor,
+    src: Option<&Bound<'_, PyAny>>,
+    value: Option<&Bound<'_, PyAny>>,
+) -> PyResult<Tensor> {
+    let given = src
+        .filter(|s| !s.is_none())
+        .or(value.filter(|v| !v.is_none()));
     let Some(g) = given else {
-        return Err(PyTypeError::new_err("scatter(): expected a 'src' tensor or a 'value'"));
+        return Err(PyTypeError::new_err(
+            "scatter(): expected a 'src' tensor or a 'value'",
+        ));
     };
     if let Ok(s) = g.cast::<PyTensor>() {
         return Ok(s.borrow().t.clone());
     }
-    let s = as_scalar(g).ok_or_else(|| PyTypeError::new_err("scatter(): 'value' must be a number"))?;
+    let s =
+        as_scalar(g).ok_or_else(|| PyTypeError::new_err("scatter(): 'value' must be a number"))?;
     Ok(Tensor::scalar(s, t.dtype()).broadcast_as(index.shape())?)
 }
 
@@ -1235,30 +1602,83 @@ pub fn make_size(py: Python<'_>, shape: &[usize]) -> PyResult<Py<PyAny>> {
 }
 
 impl PyTensor {
-    fn with_alpha(&self, py: Python<'_>, other: &Bound<'_, PyAny>, alpha: Option<&Bound<'_, PyAny>>, op: BinaryOp) -> PyResult<Py<PyTensor>> {
+    fn check_one(&self) -> PyResult<()> {
+        if self.t.elem_count() != 1 {
+            return Err(pyo3::exceptions::PyValueError::new_err(format!(
+                "only one element tensors can be converted to Python scalars (got shape {:?})",
+                self.t.shape()
+            )));
+        }
+        Ok(())
+    }
+
+    fn with_alpha(
+        &self,
+        py: Python<'_>,
+        other: &Bound<'_, PyAny>,
+        alpha: Option<&Bound<'_, PyAny>>,
+        op: BinaryOp,
+    ) -> PyResult<Py<PyTensor>> {
         let o = parse_other(other, op.name())?;
         let scaled;
         let arg = match alpha.and_then(as_scalar) {
             Some(a) if a != Scalar::Int(1) => {
                 let w = wrap_scalar(a);
-                scaled = Tensor::binary(BinaryOp::Mul, o.arg(), Arg { tensor: &w, wrapped: true })?;
-                Arg { tensor: &scaled, wrapped: o.arg().wrapped }
+                scaled = Tensor::binary(
+                    BinaryOp::Mul,
+                    o.arg(),
+                    Arg {
+                        tensor: &w,
+                        wrapped: true,
+                    },
+                )?;
+                Arg {
+                    tensor: &scaled,
+                    wrapped: o.arg().wrapped,
+                }
             }
             _ => o.arg(),
         };
-        new_py(py, heavy(py, self.t.elem_count(), || Tensor::binary(op, Arg::tensor(&self.t), arg))?)
+        new_py(
+            py,
+            heavy(py, self.t.elem_count(), || {
+                Tensor::binary(op, Arg::tensor(&self.t), arg)
+            })?,
+        )
     }
 
-    fn reduce(&self, py: Python<'_>, op: ReduceOp, dim: Option<&Bound<'_, PyAny>>, keepdim: bool, dtype: Option<&Bound<'_, PyAny>>) -> PyResult<Py<PyTensor>> {
+    fn reduce(
+        &self,
+        py: Python<'_>,
+        op: ReduceOp,
+        dim: Option<&Bound<'_, PyAny>>,
+        keepdim: bool,
+        dtype: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Py<PyTensor>> {
         let dims = dims_arg(dim)?;
         let dt = dtype_arg(dtype)?;
-        new_py(py, heavy(py, self.t.elem_count(), || self.t.reduce(op, &dims, keepdim, dt))?)
+        new_py(
+            py,
+            heavy(py, self.t.elem_count(), || {
+                self.t.reduce(op, &dims, keepdim, dt)
+            })?,
+        )
     }
 
-    fn var_std(&self, py: Python<'_>, dim: Option<&Bound<'_, PyAny>>, correction: Option<f64>, keepdim: bool, unbiased: Option<bool>, sqrt: bool) -> PyResult<Py<PyTensor>> {
+    fn var_std(
+        &self,
+        py: Python<'_>,
+        dim: Option<&Bound<'_, PyAny>>,
+        correction: Option<f64>,
+        keepdim: bool,
+        unbiased: Option<bool>,
+        sqrt: bool,
+    ) -> PyResult<Py<PyTensor>> {
         // torch's legacy positional form: std(True) means unbiased=True.
         let (dim, unbiased) = match dim {
-            Some(d) if d.is_instance_of::<pyo3::types::PyBool>() => (None, Some(d.extract::<bool>()?)),
+            Some(d) if d.is_instance_of::<pyo3::types::PyBool>() => {
+                (None, Some(d.extract::<bool>()?))
+            }
             _ => (dim, unbiased),
         };
         let c = correction.unwrap_or(match unbiased {
@@ -1269,16 +1689,28 @@ impl PyTensor {
         new_py(py, self.t.var(&dims, c, keepdim, sqrt)?)
     }
 
-    fn max_min(&self, py: Python<'_>, dim: Option<&Bound<'_, PyAny>>, keepdim: bool, want_max: bool) -> PyResult<Py<PyAny>> {
+    fn max_min(
+        &self,
+        py: Python<'_>,
+        dim: Option<&Bound<'_, PyAny>>,
+        keepdim: bool,
+        want_max: bool,
+    ) -> PyResult<Py<PyAny>> {
         match dim {
             Some(d) if !d.is_none() => {
                 if let Ok(t) = d.cast::<PyTensor>() {
                     // max(other): elementwise maximum.
-                    let op = if want_max { BinaryOp::Maximum } else { BinaryOp::Minimum };
+                    let op = if want_max {
+                        BinaryOp::Maximum
+                    } else {
+                        BinaryOp::Minimum
+                    };
                     return new_py(py, self.t.binary_t(op, &t.borrow().t)?)?.into_py_any(py);
                 }
                 let d: i64 = d.extract()?;
-                let (v, i) = heavy(py, self.t.elem_count(), || self.t.max_min_dim(d, keepdim, want_max))?;
+                let (v, i) = heavy(py, self.t.elem_count(), || {
+                    self.t.max_min_dim(d, keepdim, want_max)
+                })?;
                 return_type(py, if want_max { "max" } else { "min" }, v, i)
             }
             _ => {
@@ -1288,8 +1720,18 @@ impl PyTensor {
                         if want_max { "max" } else { "min" }
                     )));
                 }
-                let op = if want_max { ReduceOp::Max } else { ReduceOp::Min };
-                new_py(py, heavy(py, self.t.elem_count(), || self.t.reduce(op, &[], false, None))?)?.into_py_any(py)
+                let op = if want_max {
+                    ReduceOp::Max
+                } else {
+                    ReduceOp::Min
+                };
+                new_py(
+                    py,
+                    heavy(py, self.t.elem_count(), || {
+                        self.t.reduce(op, &[], false, None)
+                    })?,
+                )?
+                .into_py_any(py)
             }
         }
     }

@@ -6,7 +6,7 @@ use super::pytensor::{dtype_arg, new_py, PyTensor};
 use crate::dtype::DType;
 use crate::random::{default_generator, Generator};
 use crate::tensor::Tensor;
-use pyo3::exceptions::{PyRuntimeError, PyTypeError};
+use pyo3::exceptions::{PyNotImplementedError, PyRuntimeError, PyTypeError};
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 use std::sync::{Arc, Mutex};
@@ -26,7 +26,9 @@ enum GenRef {
 impl GenRef {
     fn with<R>(&self, f: impl FnOnce(&mut Generator) -> R) -> R {
         match self {
-            GenRef::Default => f(&mut default_generator().lock().unwrap_or_else(|e| e.into_inner())),
+            GenRef::Default => f(&mut default_generator()
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())),
             GenRef::Own(g) => f(&mut g.lock().unwrap_or_else(|e| e.into_inner())),
         }
     }
@@ -51,9 +53,13 @@ impl PyGenerator {
     #[pyo3(signature = (device="cpu"))]
     fn py_new(device: &str) -> PyResult<Self> {
         if device != "cpu" {
-            return Err(PyRuntimeError::new_err(format!("Generator: device '{device}' is not available")));
+            return Err(PyRuntimeError::new_err(format!(
+                "Generator: device '{device}' is not available"
+            )));
         }
-        Ok(PyGenerator { inner: GenRef::Own(Arc::new(Mutex::new(Generator::default()))) })
+        Ok(PyGenerator {
+            inner: GenRef::Own(Arc::new(Mutex::new(Generator::default()))),
+        })
     }
     fn manual_seed(slf: Py<Self>, py: Python<'_>, seed: i128) -> Py<Self> {
         slf.get().inner.with(|g| g.manual_seed(seed as u64));
@@ -79,7 +85,10 @@ impl PyGenerator {
             )));
         }
         let bytes = state.t.to_vec::<u8>();
-        slf.get().inner.with(|g| g.set_state(&bytes)).map_err(PyRuntimeError::new_err)?;
+        slf.get()
+            .inner
+            .with(|g| g.set_state(&bytes))
+            .map_err(PyRuntimeError::new_err)?;
         Ok(slf)
     }
     #[getter]
@@ -90,19 +99,30 @@ impl PyGenerator {
 
 #[pyfunction]
 pub fn default_generator_obj() -> PyGenerator {
-    PyGenerator { inner: GenRef::Default }
+    PyGenerator {
+        inner: GenRef::Default,
+    }
 }
 
 fn float_dtype(dtype: Option<&Bound<'_, PyAny>>, op: &str) -> PyResult<DType> {
     let d = dtype_arg(dtype)?.unwrap_or(DType::F32);
     if !d.is_float() {
-        return Err(PyRuntimeError::new_err(format!("\"{op}\" not implemented for '{d}'")));
+        return Err(PyNotImplementedError::new_err(format!(
+            "\"{op}\" not implemented for '{d}'"
+        )));
     }
     Ok(d)
 }
 
 /// Fills a fresh tensor of `shape` with samples computed in f32 or f64 (half types round).
-fn sample(shape: &[usize], dtype: DType, gen: &GenRef, f32s: impl FnOnce(&mut Generator, &mut [f32]), f64s: impl FnOnce(&mut Generator, &mut [f64])) -> PyResult<Tensor> {
+fn sample(
+    shape: &[usize],
+    dtype: DType,
+    gen: &GenRef,
+    f32s: impl FnOnce(&mut Generator, &mut [f32]),
+    f64s: impl FnOnce(&mut Generator, &mut [f64]),
+) -> PyResult<Tensor> {
+    crate::storage::check_alloc("random", shape, DType::F64)?;
     let n: usize = shape.iter().product();
     Ok(match dtype {
         DType::F64 => {
@@ -127,22 +147,50 @@ fn finish(py: Python<'_>, t: Tensor, requires_grad: bool) -> PyResult<Py<PyTenso
 #[pyfunction]
 #[pyo3(signature = (*size, generator=None, dtype=None, device=None, requires_grad=false, out=None))]
 #[allow(clippy::too_many_arguments)]
-fn rand(py: Python<'_>, size: &Bound<'_, PyTuple>, generator: Option<&Bound<'_, PyAny>>, dtype: Option<&Bound<'_, PyAny>>, device: Option<&Bound<'_, PyAny>>, requires_grad: bool, out: Option<&Bound<'_, PyAny>>) -> PyResult<Py<PyTensor>> {
+fn rand(
+    py: Python<'_>,
+    size: &Bound<'_, PyTuple>,
+    generator: Option<&Bound<'_, PyAny>>,
+    dtype: Option<&Bound<'_, PyAny>>,
+    device: Option<&Bound<'_, PyAny>>,
+    requires_grad: bool,
+    out: Option<&Bound<'_, PyAny>>,
+) -> PyResult<Py<PyTensor>> {
     let _ = (device, out);
     let d = float_dtype(dtype, "check_uniform_bounds")?;
     let g = gen_of(generator)?;
-    let t = sample(&sizes(size)?, d, &g, |g, v| g.fill_uniform_f32(v, 0.0, 1.0), |g, v| g.fill_uniform_f64(v, 0.0, 1.0))?;
+    let t = sample(
+        &sizes(size)?,
+        d,
+        &g,
+        |g, v| g.fill_uniform_f32(v, 0.0, 1.0),
+        |g, v| g.fill_uniform_f64(v, 0.0, 1.0),
+    )?;
     finish(py, t, requires_grad)
 }
 
 #[pyfunction]
 #[pyo3(signature = (*size, generator=None, dtype=None, device=None, requires_grad=false, out=None))]
 #[allow(clippy::too_many_arguments)]
-fn randn(py: Python<'_>, size: &Bound<'_, PyTuple>, generator: Option<&Bound<'_, PyAny>>, dtype: Option<&Bound<'_, PyAny>>, device: Option<&Bound<'_, PyAny>>, requires_grad: bool, out: Option<&Bound<'_, PyAny>>) -> PyResult<Py<PyTensor>> {
+fn randn(
+    py: Python<'_>,
+    size: &Bound<'_, PyTuple>,
+    generator: Option<&Bound<'_, PyAny>>,
+    dtype: Option<&Bound<'_, PyAny>>,
+    device: Option<&Bound<'_, PyAny>>,
+    requires_grad: bool,
+    out: Option<&Bound<'_, PyAny>>,
+) -> PyResult<Py<PyTensor>> {
     let _ = (device, out);
     let d = float_dtype(dtype, "normal_kernel_cpu")?;
     let g = gen_of(generator)?;
-    let t = sample(&sizes(size)?, d, &g, |g, v| g.fill_normal_f32(v, 0.0, 1.0), |g, v| g.fill_normal_f64(v, 0.0, 1.0))?;
+    let t = sample(
+        &sizes(size)?,
+        d,
+        &g,
+        |g, v| g.fill_normal_f32(v, 0.0, 1.0),
+        |g, v| g.fill_normal_f64(v, 0.0, 1.0),
+    )?;
     finish(py, t, requires_grad)
 }
 
@@ -150,7 +198,15 @@ fn randn(py: Python<'_>, size: &Bound<'_, PyTuple>, generator: Option<&Bound<'_,
 #[pyfunction]
 #[pyo3(signature = (*args, size=None, generator=None, dtype=None, device=None, requires_grad=false))]
 #[allow(clippy::too_many_arguments)]
-fn randint(py: Python<'_>, args: &Bound<'_, PyTuple>, size: Option<&Bound<'_, PyAny>>, generator: Option<&Bound<'_, PyAny>>, dtype: Option<&Bound<'_, PyAny>>, device: Option<&Bound<'_, PyAny>>, requires_grad: bool) -> PyResult<Py<PyTensor>> {
+fn randint(
+    py: Python<'_>,
+    args: &Bound<'_, PyTuple>,
+    size: Option<&Bound<'_, PyAny>>,
+    generator: Option<&Bound<'_, PyAny>>,
+    dtype: Option<&Bound<'_, PyAny>>,
+    device: Option<&Bound<'_, PyAny>>,
+    requires_grad: bool,
+) -> PyResult<Py<PyTensor>> {
     let _ = device;
     let mut ints: Vec<i64> = vec![];
     let mut shape_obj = size.cloned();
@@ -166,9 +222,14 @@ fn randint(py: Python<'_>, args: &Bound<'_, PyTuple>, size: Option<&Bound<'_, Py
     let (low, high) = match ints.as_slice() {
         [h] => (0, *h),
         [l, h] => (*l, *h),
-        _ => return Err(PyTypeError::new_err("randint() expects (high, size) or (low, high, size)")),
+        _ => {
+            return Err(PyTypeError::new_err(
+                "randint() expects (high, size) or (low, high, size)",
+            ))
+        }
     };
-    let shape_obj = shape_obj.ok_or_else(|| PyTypeError::new_err("randint() missing required argument 'size'"))?;
+    let shape_obj = shape_obj
+        .ok_or_else(|| PyTypeError::new_err("randint() missing required argument 'size'"))?;
     let shape = sizes(&PyTuple::new(py, [shape_obj])?)?;
     if low >= high {
         return Err(PyRuntimeError::new_err(format!(
@@ -177,6 +238,7 @@ fn randint(py: Python<'_>, args: &Bound<'_, PyTuple>, size: Option<&Bound<'_, Py
     }
     let d = dtype_arg(dtype)?.unwrap_or(DType::I64);
     let g = gen_of(generator)?;
+    crate::storage::check_alloc("randint", &shape, DType::I64)?;
     let n: usize = shape.iter().product();
     let mut v = vec![0i64; n];
     g.with(|g| g.fill_randint(&mut v, low, high));
@@ -185,78 +247,172 @@ fn randint(py: Python<'_>, args: &Bound<'_, PyTuple>, size: Option<&Bound<'_, Py
 
 #[pyfunction]
 #[pyo3(signature = (n, *, generator=None, dtype=None, device=None, requires_grad=false))]
-fn randperm(py: Python<'_>, n: i64, generator: Option<&Bound<'_, PyAny>>, dtype: Option<&Bound<'_, PyAny>>, device: Option<&Bound<'_, PyAny>>, requires_grad: bool) -> PyResult<Py<PyTensor>> {
+fn randperm(
+    py: Python<'_>,
+    n: i64,
+    generator: Option<&Bound<'_, PyAny>>,
+    dtype: Option<&Bound<'_, PyAny>>,
+    device: Option<&Bound<'_, PyAny>>,
+    requires_grad: bool,
+) -> PyResult<Py<PyTensor>> {
     let _ = device;
     if n < 0 {
-        return Err(PyRuntimeError::new_err(format!("n must be non-negative, got{n}")));
+        return Err(PyRuntimeError::new_err(format!(
+            "n must be non-negative, got{n}"
+        )));
     }
     let g = gen_of(generator)?;
+    crate::storage::check_alloc("randperm", &[n as usize], DType::I64)?;
     let v = g.with(|g| g.randperm(n as usize));
     let d = dtype_arg(dtype)?.unwrap_or(DType::I64);
-    finish(py, Tensor::from_vec(v, &[n as usize])?.to_dtype(d), requires_grad)
+    finish(
+        py,
+        Tensor::from_vec(v, &[n as usize])?.to_dtype(d),
+        requires_grad,
+    )
 }
 
-/// Writes `values` (row-major) into the tensor in place.
+/// The view whose row-major order is the order torch fills a tensor in: memory order, also for
+/// transposed and strided views.
+fn fill_order(t: &Tensor) -> Tensor {
+    t.permute(&fill_perm(t)).expect("valid permutation")
+}
+
+/// torch's iteration order (TensorIterator): dims sorted by stride, largest outermost, ties
+/// in index order.
+fn fill_perm(t: &Tensor) -> Vec<i64> {
+    let mut perm: Vec<i64> = (0..t.dims() as i64).collect();
+    perm.sort_by_key(|&d| std::cmp::Reverse(t.stride()[d as usize]));
+    perm
+}
+
+/// Writes `values` (in fill order) into the tensor in place.
 fn write_back(t: &Tensor, values: Tensor) -> PyResult<()> {
-    Ok(t.copy_(&values)?)
+    Ok(fill_order(t).copy_(&values)?)
 }
 
 fn check_float(t: &Tensor, op: &str) -> PyResult<()> {
     if !t.dtype().is_float() {
-        return Err(PyRuntimeError::new_err(format!("\"{op}\" not implemented for '{}'", t.dtype())));
+        return Err(PyNotImplementedError::new_err(format!(
+            "\"{op}\" not implemented for '{}'",
+            t.dtype()
+        )));
     }
     Ok(())
 }
 
 #[pyfunction]
 #[pyo3(signature = (t, mean=0.0, std=1.0, generator=None))]
-fn normal_(t: PyRef<'_, PyTensor>, mean: f64, std: f64, generator: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+fn normal_(
+    t: PyRef<'_, PyTensor>,
+    mean: f64,
+    std: f64,
+    generator: Option<&Bound<'_, PyAny>>,
+) -> PyResult<()> {
     check_float(&t.t, "normal_kernel_cpu")?;
     if std < 0.0 {
-        return Err(PyRuntimeError::new_err(format!("normal expects std >= 0.0, but found std {std}")));
+        return Err(PyRuntimeError::new_err(format!(
+            "normal expects std >= 0.0, but found std {std}"
+        )));
     }
     let g = gen_of(generator)?;
     let contiguous = t.t.is_contiguous();
-    let v = sample(t.t.shape(), t.t.dtype(), &g, |g, v| {
-        if contiguous { g.fill_normal_f32(v, mean, std) } else { g.fill_normal_scalar_f32(v, mean, std) }
-    }, |g, v| {
-        if contiguous { g.fill_normal_f64(v, mean, std) } else { g.fill_normal_scalar_f64(v, mean, std) }
-    })?;
+    let v = sample(
+        fill_order(&t.t).shape(),
+        t.t.dtype(),
+        &g,
+        |g, v| {
+            if contiguous {
+                g.fill_normal_f32(v, mean, std)
+            } else {
+                g.fill_normal_scalar_f32(v, mean, std)
+            }
+        },
+        |g, v| {
+            if contiguous {
+                g.fill_normal_f64(v, mean, std)
+            } else {
+                g.fill_normal_scalar_f64(v, mean, std)
+            }
+        },
+    )?;
     write_back(&t.t, v)
 }
 
 #[pyfunction]
 #[pyo3(signature = (t, from_=0.0, to=1.0, generator=None))]
-fn uniform_(t: PyRef<'_, PyTensor>, from_: f64, to: f64, generator: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+fn uniform_(
+    t: PyRef<'_, PyTensor>,
+    from_: f64,
+    to: f64,
+    generator: Option<&Bound<'_, PyAny>>,
+) -> PyResult<()> {
     check_float(&t.t, "check_uniform_bounds")?;
+    if !from_.is_finite() || !to.is_finite() {
+        return Err(PyRuntimeError::new_err(format!(
+            "uniform_ expects finite bounds, but found from={from_} and to={to}"
+        )));
+    }
     if from_ > to {
         return Err(PyRuntimeError::new_err(format!(
             "uniform_ expects to return a [from, to) range, but found from={from_} > to={to}"
         )));
     }
     let g = gen_of(generator)?;
-    let v = sample(t.t.shape(), t.t.dtype(), &g, |g, v| g.fill_uniform_f32(v, from_, to), |g, v| g.fill_uniform_f64(v, from_, to))?;
+    let v = sample(
+        fill_order(&t.t).shape(),
+        t.t.dtype(),
+        &g,
+        |g, v| g.fill_uniform_f32(v, from_, to),
+        |g, v| g.fill_uniform_f64(v, from_, to),
+    )?;
     write_back(&t.t, v)
 }
 
 #[pyfunction]
 #[pyo3(signature = (t, lambd=1.0, generator=None))]
-fn exponential_(t: PyRef<'_, PyTensor>, lambd: f64, generator: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+fn exponential_(
+    t: PyRef<'_, PyTensor>,
+    lambd: f64,
+    generator: Option<&Bound<'_, PyAny>>,
+) -> PyResult<()> {
     check_float(&t.t, "exponential_cpu")?;
+    if lambd.is_nan() || lambd <= 0.0 {
+        return Err(PyRuntimeError::new_err(format!(
+            "exponential_ expects lambda > 0.0, but found lambda={lambd}"
+        )));
+    }
     let g = gen_of(generator)?;
-    let v = sample(t.t.shape(), t.t.dtype(), &g, |g, v| g.fill_exponential_f32(v, lambd), |g, v| g.fill_exponential_f64(v, lambd))?;
+    let v = sample(
+        fill_order(&t.t).shape(),
+        t.t.dtype(),
+        &g,
+        |g, v| g.fill_exponential_f32(v, lambd),
+        |g, v| g.fill_exponential_f64(v, lambd),
+    )?;
     write_back(&t.t, v)
 }
 
 /// bernoulli_(p) with a float p, or with a tensor of probabilities broadcast to the shape.
 #[pyfunction]
 #[pyo3(signature = (t, p=None, generator=None))]
-fn bernoulli_(t: PyRef<'_, PyTensor>, p: Option<&Bound<'_, PyAny>>, generator: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+fn bernoulli_(
+    t: PyRef<'_, PyTensor>,
+    p: Option<&Bound<'_, PyAny>>,
+    generator: Option<&Bound<'_, PyAny>>,
+) -> PyResult<()> {
     let g = gen_of(generator)?;
-    let shape = t.t.shape().to_vec();
+    let target = fill_order(&t.t);
+    let shape = target.shape().to_vec();
     let values = match p {
         Some(pt) if pt.cast::<PyTensor>().is_ok() => {
-            let probs = pt.cast::<PyTensor>()?.borrow().t.broadcast_as(&shape)?;
+            let probs = pt
+                .cast::<PyTensor>()?
+                .borrow()
+                .t
+                .broadcast_as(t.t.shape())?;
+            // The probabilities follow the target into its fill order.
+            let probs = probs.permute(&fill_perm(&t.t))?;
             bernoulli_probs(&probs, &g)?
         }
         other => {
@@ -265,9 +421,21 @@ fn bernoulli_(t: PyRef<'_, PyTensor>, p: Option<&Bound<'_, PyAny>>, generator: O
                 _ => 0.5,
             };
             if !(0.0..=1.0).contains(&p) {
-                return Err(PyRuntimeError::new_err(format!("bernoulli_ expects p to be in [0, 1], but got p={p}")));
+                return Err(PyRuntimeError::new_err(format!(
+                    "bernoulli_ expects p to be in [0, 1], but got p={p}"
+                )));
             }
-            sample(&shape, if t.t.dtype() == DType::F64 { DType::F64 } else { DType::F32 }, &g, |g, v| g.fill_bernoulli_scalar_f32(v, p), |g, v| g.fill_bernoulli_scalar_f64(v, p))?
+            sample(
+                &shape,
+                if t.t.dtype() == DType::F64 {
+                    DType::F64
+                } else {
+                    DType::F32
+                },
+                &g,
+                |g, v| g.fill_bernoulli_scalar_f32(v, p),
+                |g, v| g.fill_bernoulli_scalar_f64(v, p),
+            )?
         }
     };
     write_back(&t.t, values)
@@ -276,7 +444,9 @@ fn bernoulli_(t: PyRef<'_, PyTensor>, p: Option<&Bound<'_, PyAny>>, generator: O
 fn bernoulli_probs(probs: &Tensor, g: &GenRef) -> PyResult<Tensor> {
     let check = |v: &[f64]| -> PyResult<()> {
         if v.iter().any(|&x| !(0.0..=1.0).contains(&x)) {
-            return Err(PyRuntimeError::new_err("Expected p_in >= 0 && p_in <= 1 to be true, but got false."));
+            return Err(PyRuntimeError::new_err(
+                "Expected p_in >= 0 && p_in <= 1 to be true, but got false.",
+            ));
         }
         Ok(())
     };
@@ -295,7 +465,11 @@ fn bernoulli_probs(probs: &Tensor, g: &GenRef) -> PyResult<Tensor> {
 /// torch.bernoulli(probs): a new tensor of 0/1 draws with the probabilities' dtype.
 #[pyfunction]
 #[pyo3(signature = (input, *, generator=None))]
-fn bernoulli(py: Python<'_>, input: PyRef<'_, PyTensor>, generator: Option<&Bound<'_, PyAny>>) -> PyResult<Py<PyTensor>> {
+fn bernoulli(
+    py: Python<'_>,
+    input: PyRef<'_, PyTensor>,
+    generator: Option<&Bound<'_, PyAny>>,
+) -> PyResult<Py<PyTensor>> {
     check_float(&input.t, "bernoulli_tensor_cpu_p_")?;
     let g = gen_of(generator)?;
     new_py(py, bernoulli_probs(&input.t, &g)?)
@@ -303,16 +477,31 @@ fn bernoulli(py: Python<'_>, input: PyRef<'_, PyTensor>, generator: Option<&Boun
 
 #[pyfunction]
 #[pyo3(signature = (input, num_samples, replacement=false, *, generator=None))]
-fn multinomial(py: Python<'_>, input: PyRef<'_, PyTensor>, num_samples: i64, replacement: bool, generator: Option<&Bound<'_, PyAny>>) -> PyResult<Py<PyTensor>> {
+fn multinomial(
+    py: Python<'_>,
+    input: PyRef<'_, PyTensor>,
+    num_samples: i64,
+    replacement: bool,
+    generator: Option<&Bound<'_, PyAny>>,
+) -> PyResult<Py<PyTensor>> {
     let t = &input.t;
     check_float(t, "multinomial")?;
     if t.dims() == 0 || t.dims() > 2 {
-        return Err(PyRuntimeError::new_err(format!("prob_dist must be 1 or 2 dim (got shape {:?})", t.shape())));
+        return Err(PyRuntimeError::new_err(format!(
+            "prob_dist must be 1 or 2 dim (got shape {:?})",
+            t.shape()
+        )));
     }
     if num_samples <= 0 {
-        return Err(PyRuntimeError::new_err(format!("cannot sample n_sample <= 0 samples (got {num_samples})")));
+        return Err(PyRuntimeError::new_err(format!(
+            "cannot sample n_sample <= 0 samples (got {num_samples})"
+        )));
     }
-    let (rows, cats) = if t.dims() == 1 { (1, t.shape()[0]) } else { (t.shape()[0], t.shape()[1]) };
+    let (rows, cats) = if t.dims() == 1 {
+        (1, t.shape()[0])
+    } else {
+        (t.shape()[0], t.shape()[1])
+    };
     let g = gen_of(generator)?;
     let n = num_samples as usize;
     let out = if t.dtype() == DType::F64 {
@@ -323,7 +512,11 @@ fn multinomial(py: Python<'_>, input: PyRef<'_, PyTensor>, num_samples: i64, rep
         g.with(|g| g.multinomial_f32(&p, rows, cats, n, replacement))
     }
     .map_err(PyRuntimeError::new_err)?;
-    let shape: Vec<usize> = if t.dims() == 1 { vec![n] } else { vec![rows, n] };
+    let shape: Vec<usize> = if t.dims() == 1 {
+        vec![n]
+    } else {
+        vec![rows, n]
+    };
     new_py(py, Tensor::from_vec(out, &shape)?)
 }
 

@@ -70,22 +70,23 @@ impl Tensor {
             return Err(Error::runtime("step must be nonzero"));
         }
         if !(s.is_finite() && e.is_finite()) {
-            return Err(Error::runtime(format!(
-                "unsupported range: {s} -> {e}"
-            )));
+            return Err(Error::runtime(format!("unsupported range: {s} -> {e}")));
         }
         if (st > 0.0 && e < s) || (st < 0.0 && e > s) {
             return Err(Error::runtime(
                 "upper bound and larger bound inconsistent with step sign",
             ));
         }
-        let all_int = [start, end, step].iter().all(|v| !matches!(v, Scalar::Float(_)));
+        let all_int = [start, end, step]
+            .iter()
+            .all(|v| !matches!(v, Scalar::Float(_)));
         let n = if all_int {
             let (s, e, st) = (start.to_i64(), end.to_i64(), step.to_i64());
             ((e - s) as f64 / st as f64).ceil() as usize
         } else {
             ((e - s) / st).ceil() as usize
         };
+        crate::storage::check_alloc("arange", &[n], dtype)?;
         with_dtype!(dtype, T, {
             let v: Vec<T> = if dtype.is_float() {
                 (0..n).map(|i| T::from_f64(s + i as f64 * st)).collect()
@@ -104,8 +105,13 @@ impl Tensor {
             return Err(Error::runtime("number of steps must be non-negative"));
         }
         let n = steps as usize;
-        let step = if n > 1 { (end - start) / (n - 1) as f64 } else { 0.0 };
-        let half = n / 2;
+        let step = if n > 1 {
+            (end - start) / (n - 1) as f64
+        } else {
+            0.0
+        };
+        // One point is `start` (torch's rule), not `end`.
+        let half = if n == 1 { 1 } else { n / 2 };
         with_dtype!(dtype, T, {
             let v: Vec<T> = (0..n)
                 .map(|i| {

@@ -38,9 +38,14 @@ impl Tensor {
                 _ => 0,
             })
             .sum();
-        let n_ellipsis = index.iter().filter(|i| matches!(i, TensorIndex::Ellipsis)).count();
+        let n_ellipsis = index
+            .iter()
+            .filter(|i| matches!(i, TensorIndex::Ellipsis))
+            .count();
         if n_ellipsis > 1 {
-            return Err(Error::Index("an index can only have a single ellipsis ('...')".into()));
+            return Err(Error::Index(
+                "an index can only have a single ellipsis ('...')".into(),
+            ));
         }
         if consumed > self.dims() {
             return Err(Error::Index(format!(
@@ -51,26 +56,32 @@ impl Tensor {
         let mut view = self.clone();
         let mut adv = Vec::new();
         let mut d = 0usize; // current dim in the view
+        let mut src = 0usize; // the dim of `self` this entry indexes (for messages)
         for item in index {
             match item {
                 TensorIndex::Int(i) => {
                     let size = view.shape()[d] as i64;
                     if *i < -size || *i >= size {
                         return Err(Error::Index(format!(
-                            "index {i} is out of bounds for dimension {d} with size {size}"
+                            "index {i} is out of bounds for dimension {src} with size {size}"
                         )));
                     }
                     view = view.select(d as i64, *i)?;
+                    src += 1;
                 }
                 TensorIndex::Slice(start, stop, step) => {
                     view = view.slice(d, *start, *stop, *step)?;
                     d += 1;
+                    src += 1;
                 }
                 TensorIndex::NewAxis => {
                     view = view.unsqueeze(d as i64)?;
                     d += 1;
                 }
-                TensorIndex::Ellipsis => d += self.dims() - consumed,
+                TensorIndex::Ellipsis => {
+                    d += self.dims() - consumed;
+                    src += self.dims() - consumed;
+                }
                 TensorIndex::Tensor(t) if t.dtype() == DType::Bool => {
                     // A boolean mask over k dims is the k index tensors of its true positions.
                     let k = t.dims();
@@ -86,7 +97,13 @@ impl Tensor {
                         // A scalar bool: True adds a dim of size 1, False a dim of size 0.
                         view = view.unsqueeze(d as i64)?;
                         let keep = t.item_i64()? != 0;
-                        adv.push((d, Tensor::from_vec(if keep { vec![0i64] } else { vec![] }, &[keep as usize])?));
+                        adv.push((
+                            d,
+                            Tensor::from_vec(
+                                if keep { vec![0i64] } else { vec![] },
+                                &[keep as usize],
+                            )?,
+                        ));
                         d += 1;
                         continue;
                     }
@@ -94,15 +111,18 @@ impl Tensor {
                         adv.push((d + j, idx));
                     }
                     d += k;
+                    src += k;
                 }
                 TensorIndex::Tensor(t) => {
                     if t.dtype().is_float() {
                         return Err(Error::Index(
-                            "tensors used as indices must be long, int, byte or bool tensors".into(),
+                            "tensors used as indices must be long, int, byte or bool tensors"
+                                .into(),
                         ));
                     }
                     adv.push((d, t.to_dtype(DType::I64)));
                     d += 1;
+                    src += 1;
                 }
             }
         }
@@ -116,6 +136,7 @@ impl Tensor {
             return Ok(view);
         }
         let plan = AdvPlan::new(&view, &adv)?;
+        crate::storage::check_alloc("index", &plan.out_shape, view.dtype())?;
         with_dtype!(view.dtype(), T, {
             let src = view.storage().as_slice::<T>();
             let mut out = Vec::with_capacity(plan.numel());
@@ -126,7 +147,12 @@ impl Tensor {
 
     /// `self[index] = value` (value broadcast to the indexed shape); with `accumulate`, adds
     /// (index_put_ with accumulate=True, duplicates summed).
-    pub fn index_put_(&self, index: &[TensorIndex], value: &Tensor, accumulate: bool) -> Result<()> {
+    pub fn index_put_(
+        &self,
+        index: &[TensorIndex],
+        value: &Tensor,
+        accumulate: bool,
+    ) -> Result<()> {
         let Split { view, adv } = self.split_index(index)?;
         if adv.is_empty() && !accumulate {
             return view.copy_(value);
@@ -164,13 +190,18 @@ impl Tensor {
     fn nonzero_columns(&self) -> Result<Vec<Tensor>> {
         let nz = self.nonzero()?;
         let k = self.dims();
-        (0..k).map(|j| Ok(nz.select(1, j as i64)?.contiguous())).collect()
+        (0..k)
+            .map(|j| Ok(nz.select(1, j as i64)?.contiguous()))
+            .collect()
     }
 
     /// Coordinates of non-zero elements, shape [n, ndim].
     pub fn nonzero(&self) -> Result<Tensor> {
         let flags: Vec<bool> = with_dtype!(self.dtype(), T, {
-            self.to_vec::<T>().into_iter().map(|x| x.is_nonzero()).collect()
+            self.to_vec::<T>()
+                .into_iter()
+                .map(|x| x.is_nonzero())
+                .collect()
         });
         let shape = self.shape();
         let strides = crate::shape::contiguous_strides(shape);
@@ -218,23 +249,40 @@ impl Tensor {
         let idx = index.to_vec_as::<i64>();
         let size = if self.dims() == 0 { 1 } else { self.shape()[d] };
         let il = Layout::contiguous(index.shape());
-        let stride_d = if self.dims() == 0 { 0 } else { self.stride()[d] };
+        let stride_d = if self.dims() == 0 {
+            0
+        } else {
+            self.stride()[d]
+        };
         with_dtype!(self.dtype(), T, {
             let src = self.storage().as_slice::<T>();
             let mut out = Vec::with_capacity(idx.len());
             // Walk self restricted to the index's shape; swap the offset along `d`.
-            let sub = Layout::new(index.shape().to_vec(), self.layout().stride().to_vec(), self.layout().offset());
+            let sub = Layout::new(
+                index.shape().to_vec(),
+                self.layout().stride().to_vec(),
+                self.layout().offset(),
+            );
             for ((o, &i), pos) in sub.offsets().zip(&idx).zip(coords(&il, d)) {
-                let i = wrap_index(i, size, d)?;
+                let i = check_index(i, size, d)?;
                 out.push(src[o - pos * stride_d + i * stride_d]);
             }
             Tensor::from_vec::<T>(out, index.shape())
         })
     }
 
-    fn check_scatter_gather(&self, op: &str, d: usize, index: &Tensor, src: Option<&Tensor>) -> Result<()> {
+    fn check_scatter_gather(
+        &self,
+        op: &str,
+        d: usize,
+        index: &Tensor,
+        src: Option<&Tensor>,
+    ) -> Result<()> {
         if index.dtype() != DType::I64 {
-            return Err(Error::runtime(format!("{op}(): Expected dtype int64 for index, got {}", index.dtype())));
+            return Err(Error::runtime(format!(
+                "{op}(): Expected dtype int64 for index, got {}",
+                index.dtype()
+            )));
         }
         if index.dims() != self.dims() && !(index.dims() <= 1 && self.dims() <= 1) {
             return Err(Error::runtime(format!(
@@ -267,20 +315,43 @@ impl Tensor {
     /// In-place scatter: self[index[i][j]][j] (+)= src[i][j] (dim 0 shown).
     pub fn scatter_(&self, dim: i64, index: &Tensor, src: &Tensor, add: bool) -> Result<()> {
         let d = self.dim(dim)?;
-        self.check_scatter_gather(if add { "scatter_add_" } else { "scatter_" }, d, index, Some(src))?;
+        self.check_scatter_gather(
+            if add { "scatter_add_" } else { "scatter_" },
+            d,
+            index,
+            Some(src),
+        )?;
         let idx = index.to_vec_as::<i64>();
         let size = if self.dims() == 0 { 1 } else { self.shape()[d] };
         let il = Layout::contiguous(index.shape());
-        let stride_d = if self.dims() == 0 { 0 } else { self.stride()[d] };
-        let src = src.to_dtype(self.dtype());
+        let stride_d = if self.dims() == 0 {
+            0
+        } else {
+            self.stride()[d]
+        };
+        if src.dtype() != self.dtype() {
+            return Err(Error::runtime(format!(
+                "scatter(): Expected self.dtype to be equal to src.dtype (got {} and {})",
+                self.dtype().name(),
+                src.dtype().name()
+            )));
+        }
         with_dtype!(self.dtype(), T, {
             let s = src.storage().as_slice::<T>();
-            let src_sub = Layout::new(index.shape().to_vec(), src.stride().to_vec(), src.layout().offset());
+            let src_sub = Layout::new(
+                index.shape().to_vec(),
+                src.stride().to_vec(),
+                src.layout().offset(),
+            );
             let vals: Vec<T> = src_sub.offsets().map(|o| s[o]).collect();
-            let sub = Layout::new(index.shape().to_vec(), self.layout().stride().to_vec(), self.layout().offset());
+            let sub = Layout::new(
+                index.shape().to_vec(),
+                self.layout().stride().to_vec(),
+                self.layout().offset(),
+            );
             let mut offs = Vec::with_capacity(idx.len());
             for ((o, &i), pos) in sub.offsets().zip(&idx).zip(coords(&il, d)) {
-                let i = wrap_index(i, size, d)?;
+                let i = check_index(i, size, d)?;
                 offs.push(o - pos * stride_d + i * stride_d);
             }
             if add {
@@ -289,7 +360,8 @@ impl Tensor {
                 for (&o, v) in offs.iter().zip(&vals) {
                     *acc.entry(o).or_insert(cur[o].to_f64()) += v.to_f64();
                 }
-                let (o, v): (Vec<usize>, Vec<T>) = acc.into_iter().map(|(o, s)| (o, T::from_f64(s))).unzip();
+                let (o, v): (Vec<usize>, Vec<T>) =
+                    acc.into_iter().map(|(o, s)| (o, T::from_f64(s))).unzip();
                 self.storage().write(o.into_iter(), &v);
             } else {
                 self.storage().write(offs.into_iter(), &vals);
@@ -314,7 +386,11 @@ impl Tensor {
             let mut v = t.to_vec::<T>();
             for (k, x) in v.iter_mut().enumerate() {
                 let (i, j) = (((k / c.max(1)) % r.max(1)) as i64, (k % c.max(1)) as i64);
-                let keep = if upper { j - i >= diagonal } else { j - i <= diagonal };
+                let keep = if upper {
+                    j - i >= diagonal
+                } else {
+                    j - i <= diagonal
+                };
                 if !keep {
                     *x = T::zero();
                 }
@@ -326,7 +402,9 @@ impl Tensor {
     /// One-hot encoding of an int64 tensor (num_classes = max + 1 when negative).
     pub fn one_hot(&self, num_classes: i64) -> Result<Tensor> {
         if self.dtype() != DType::I64 {
-            return Err(Error::runtime("one_hot is only applicable to index tensor of type LongTensor."));
+            return Err(Error::runtime(
+                "one_hot is only applicable to index tensor of type LongTensor.",
+            ));
         }
         let v = self.to_vec::<i64>();
         if let Some(&m) = v.iter().min() {
@@ -336,7 +414,9 @@ impl Tensor {
         }
         let n = if num_classes < 0 {
             if v.is_empty() {
-                return Err(Error::runtime("Can not infer total number of classes from empty tensor."));
+                return Err(Error::runtime(
+                    "Can not infer total number of classes from empty tensor.",
+                ));
             }
             v.iter().max().copied().unwrap_or(0) + 1
         } else {
@@ -361,17 +441,27 @@ impl Tensor {
     /// Joins tensors along an existing dim (dtypes promoted like torch.cat).
     pub fn cat(tensors: &[Tensor], dim: i64) -> Result<Tensor> {
         if tensors.is_empty() {
-            return Err(Error::runtime("torch.cat(): expected a non-empty list of Tensors"));
+            return Err(Error::Value(
+                "torch.cat(): expected a non-empty list of Tensors".into(),
+            ));
         }
         // torch skips 1-D empty tensors for legacy reasons.
-        let parts: Vec<&Tensor> = tensors.iter().filter(|t| !(t.dims() == 1 && t.elem_count() == 0)).collect();
-        let dt = tensors.iter().skip(1).fold(tensors[0].dtype(), |a, t| a.promote(t.dtype()));
+        let parts: Vec<&Tensor> = tensors
+            .iter()
+            .filter(|t| !(t.dims() == 1 && t.elem_count() == 0))
+            .collect();
+        let dt = tensors
+            .iter()
+            .skip(1)
+            .fold(tensors[0].dtype(), |a, t| a.promote(t.dtype()));
         if parts.is_empty() {
             return Tensor::zeros(&[0], dt);
         }
         let first = parts[0];
         if first.dims() == 0 {
-            return Err(Error::runtime("zero-dimensional tensor (at position 0) cannot be concatenated"));
+            return Err(Error::runtime(
+                "zero-dimensional tensor (at position 0) cannot be concatenated",
+            ));
         }
         let d = first.dim(dim)?;
         let mut total = 0;
@@ -420,7 +510,10 @@ impl Tensor {
             }
         }
         let d = crate::shape::normalize_dim(dim, tensors[0].dims() + 1)? as i64;
-        let parts = tensors.iter().map(|t| t.unsqueeze(d)).collect::<Result<Vec<_>>>()?;
+        let parts = tensors
+            .iter()
+            .map(|t| t.unsqueeze(d))
+            .collect::<Result<Vec<_>>>()?;
         Tensor::cat(&parts, d)
     }
 }
@@ -428,8 +521,22 @@ impl Tensor {
 /// The coordinate along `dim` of each element of a contiguous layout, in order.
 fn coords(l: &Layout, dim: usize) -> impl Iterator<Item = usize> + '_ {
     let n = l.elem_count();
-    let (size, stride) = if l.dims() == 0 { (1, 1) } else { (l.shape()[dim], l.stride()[dim]) };
+    let (size, stride) = if l.dims() == 0 {
+        (1, 1)
+    } else {
+        (l.shape()[dim], l.stride()[dim])
+    };
     (0..n).map(move |k| (k / stride.max(1)) % size.max(1))
+}
+
+/// gather/scatter indices: no negative wrapping, RuntimeError like torch.
+fn check_index(i: i64, size: usize, dim: usize) -> Result<usize> {
+    if i < 0 || i >= size as i64 {
+        return Err(Error::runtime(format!(
+            "index {i} is out of bounds for dimension {dim} with size {size}"
+        )));
+    }
+    Ok(i as usize)
 }
 
 fn wrap_index(i: i64, size: usize, dim: usize) -> Result<usize> {
@@ -473,7 +580,11 @@ impl AdvPlan {
         let dims: Vec<usize> = adv.iter().map(|(d, _)| *d).collect();
         let consecutive = dims.windows(2).all(|w| w[1] == w[0] + 1);
         let rest: Vec<usize> = (0..view.dims()).filter(|d| !dims.contains(d)).collect();
-        let split = if consecutive { rest.iter().filter(|&&d| d < dims[0]).count() } else { 0 };
+        let split = if consecutive {
+            rest.iter().filter(|&&d| d < dims[0]).count()
+        } else {
+            0
+        };
         let sub = |ds: &[usize], off: usize| {
             Layout::new(
                 ds.iter().map(|&d| view.shape()[d]).collect(),
@@ -509,4 +620,3 @@ impl AdvPlan {
         }
     }
 }
-

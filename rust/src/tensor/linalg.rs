@@ -33,10 +33,22 @@ impl Tensor {
             (2, 2) => a.mm(b),
             _ => {
                 // Batched: promote vectors to matrices, broadcast batch dims, squeeze back.
-                let a2 = if a.dims() == 1 { a.unsqueeze(0)? } else { a.clone() };
-                let b2 = if b.dims() == 1 { b.unsqueeze(1)? } else { b.clone() };
+                let a2 = if a.dims() == 1 {
+                    a.unsqueeze(0)?
+                } else {
+                    a.clone()
+                };
+                let b2 = if b.dims() == 1 {
+                    b.unsqueeze(1)?
+                } else {
+                    b.clone()
+                };
                 let out = a2.batched_matmul(&b2)?;
-                let out = if a.dims() == 1 { out.squeeze(Some(&[-2]))? } else { out };
+                let out = if a.dims() == 1 {
+                    out.squeeze(Some(&[-2]))?
+                } else {
+                    out
+                };
                 if b.dims() == 1 {
                     out.squeeze(Some(&[-1]))
                 } else {
@@ -114,30 +126,56 @@ impl Tensor {
         // Offsets of each batch's matrix (batch dims may be strided or broadcast).
         let boffs = |t: &Tensor| -> Vec<usize> {
             let nd = t.dims();
-            let l = crate::layout::Layout::new(batch.clone(), t.stride()[..nd - 2].to_vec(), t.layout().offset());
+            let l = crate::layout::Layout::new(
+                batch.clone(),
+                t.stride()[..nd - 2].to_vec(),
+                t.layout().offset(),
+            );
             l.offsets().collect()
         };
         let (oa, ob) = (boffs(&a), boffs(&b));
         let mat = |t: &Tensor, off: usize| {
             let nd = t.dims();
-            Mat { offset: off, rs: t.stride()[nd - 2], cs: t.stride()[nd - 1] }
+            Mat {
+                offset: off,
+                rs: t.stride()[nd - 2],
+                cs: t.stride()[nd - 1],
+            }
         };
         let out = match dt {
             DType::F32 => float_batches::<f32>(&a, &b, &oa, &ob, (m, n, k), &out_shape)?,
             DType::F64 => float_batches::<f64>(&a, &b, &oa, &ob, (m, n, k), &out_shape)?,
             DType::F16 | DType::BF16 => {
-                return Ok(a.to_dtype(DType::F32).batched_matmul(&b.to_dtype(DType::F32))?.to_dtype(dt));
+                return Ok(a
+                    .to_dtype(DType::F32)
+                    .batched_matmul(&b.to_dtype(DType::F32))?
+                    .to_dtype(dt));
             }
             DType::Bool => {
-                return Err(Error::UnsupportedDType { op: "addmm_impl_cpu_", dtype: dt });
+                return Err(Error::UnsupportedDType {
+                    op: "addmm_impl_cpu_",
+                    dtype: dt,
+                });
             }
             _ => {
                 let (a64, b64) = (a.to_dtype(DType::I64), b.to_dtype(DType::I64));
-                let (sa, sb) = (a64.storage().as_slice::<i64>(), b64.storage().as_slice::<i64>());
+                let (sa, sb) = (
+                    a64.storage().as_slice::<i64>(),
+                    b64.storage().as_slice::<i64>(),
+                );
                 let mut out = vec![0i64; nbatch * m * n];
                 if m * n > 0 {
                     for (i, dst) in out.chunks_mut(m * n).enumerate() {
-                        gemm_int(m, n, k, dst, sa, mat(&a64, boffs(&a64)[i]), sb, mat(&b64, boffs(&b64)[i]));
+                        gemm_int(
+                            m,
+                            n,
+                            k,
+                            dst,
+                            sa,
+                            mat(&a64, boffs(&a64)[i]),
+                            sb,
+                            mat(&b64, boffs(&b64)[i]),
+                        );
                     }
                 }
                 Tensor::from_vec(out, &out_shape)?.to_dtype(dt)
@@ -172,7 +210,11 @@ fn float_batches<T: crate::dtype::Elem + crate::kernels::matmul::GemmFloat>(
     let mut out = crate::storage::try_vec::<T>("matmul", out_shape, T::zero())?;
     let mat = |t: &Tensor, off: usize| {
         let nd = t.dims();
-        Mat { offset: off, rs: t.stride()[nd - 2], cs: t.stride()[nd - 1] }
+        Mat {
+            offset: off,
+            rs: t.stride()[nd - 2],
+            cs: t.stride()[nd - 1],
+        }
     };
     if m * n > 0 {
         for (i, dst) in out.chunks_mut(m * n).enumerate() {

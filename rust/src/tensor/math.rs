@@ -130,7 +130,10 @@ impl UnaryOp {
     /// Ops that keep integer dtypes (the rest compute in floating point).
     fn keeps_int(self) -> bool {
         use UnaryOp::*;
-        matches!(self, Neg | Abs | Sign | Relu | Floor | Ceil | Round | Trunc | BitNot)
+        matches!(
+            self,
+            Neg | Abs | Sign | Relu | Floor | Ceil | Round | Trunc | BitNot
+        )
     }
 }
 
@@ -175,6 +178,7 @@ impl Tensor {
     pub fn unary(&self, op: UnaryOp) -> Result<Tensor> {
         use UnaryOp::*;
         let dt = self.dtype();
+        crate::storage::check_alloc(op.name(), self.shape(), DType::F64)?;
         match op {
             LogicalNot => return self.map_bool(|b| !b),
             BitNot => {
@@ -190,8 +194,8 @@ impl Tensor {
                 return with_int(dt, "bitwise_not", |t| t.clone(), self, |x: i64| !x);
             }
             Neg if dt == DType::Bool => {
-                return Err(Error::runtime(
-                    "Negation, the `-` operator, on a bool tensor is not supported. If you are trying to invert a mask, use the `~` or `logical_not()` operator instead.",
+                return Err(Error::NotImplemented(
+                    "Negation, the `-` operator, on a bool tensor is not supported. If you are trying to invert a mask, use the `~` or `logical_not()` operator instead.".into(),
                 ))
             }
             _ => {}
@@ -220,12 +224,28 @@ impl Tensor {
         }
     }
 
+    /// torch computes `x ** e` for these scalar exponents with the matching cheaper op, which
+    /// also fixes edge cases (`(-inf) ** 0.5` is sqrt(-inf) = nan, not pow's inf).
+    fn pow_special(&self, e: f64, compute: DType) -> Result<Option<Tensor>> {
+        use UnaryOp::*;
+        let x = self.to_dtype(compute);
+        let sq = || x.binary_t(BinaryOp::Mul, &x);
+        Ok(Some(match e {
+            0.5 => x.unary(Sqrt)?,
+            -0.5 => x.unary(Rsqrt)?,
+            -1.0 => x.unary(Reciprocal)?,
+            2.0 => sq()?,
+            3.0 => sq()?.binary_t(BinaryOp::Mul, &x)?,
+            -2.0 => sq()?.unary(Reciprocal)?,
+            _ => return Ok(None),
+        }))
+    }
+
     fn map_bool(&self, f: impl Fn(bool) -> bool + Sync) -> Result<Tensor> {
         let v = with_dtype!(self.dtype(), T, {
-            map1(
-                (self.storage().as_slice::<T>(), self.layout()),
-                |x: T| f(x.is_nonzero()),
-            )
+            map1((self.storage().as_slice::<T>(), self.layout()), |x: T| {
+                f(x.is_nonzero())
+            })
         });
         Tensor::from_vec(v, self.shape())
     }
@@ -235,23 +255,24 @@ impl Tensor {
         use BinaryOp::*;
         let (a, b) = (lhs.tensor, rhs.tensor);
         let shape = broadcast_shapes(op.name(), a.shape(), b.shape())?;
+        crate::storage::check_alloc(op.name(), &shape, DType::F64)?;
         let promoted = result_type(&[lhs.operand(), rhs.operand()]);
         if op.is_logical() {
-            let la = a.broadcast_as(&shape)?;
-            let lb = b.broadcast_as(&shape)?;
-            let v = with_dtype!(a.dtype(), A, {
-                with_dtype!(b.dtype(), B, {
-                    let (sa, sb) = (la.storage().as_slice::<A>(), lb.storage().as_slice::<B>());
-                    map2((sa, la.layout()), (sb, lb.layout()), |x: A, y: B| {
-                        let (x, y) = (x.is_nonzero(), y.is_nonzero());
-                        match op {
-                            LogicalAnd => x && y,
-                            LogicalOr => x || y,
-                            _ => x != y,
-                        }
-                    })
-                })
-            });
+            let la = a.to_dtype(DType::Bool).broadcast_as(&shape)?;
+            let lb = b.to_dtype(DType::Bool).broadcast_as(&shape)?;
+            let (sa, sb) = (
+                la.storage().as_slice::<bool>(),
+                lb.storage().as_slice::<bool>(),
+            );
+            let v = map2(
+                (sa, la.layout()),
+                (sb, lb.layout()),
+                |x: bool, y: bool| match op {
+                    LogicalAnd => x && y,
+                    LogicalOr => x || y,
+                    _ => x != y,
+                },
+            );
             return Tensor::from_vec(v, &shape);
         }
         // Dtype the kernel computes in.
@@ -259,9 +280,22 @@ impl Tensor {
             Div if !promoted.is_float() => DType::F32,
             _ => promoted,
         };
-        if op == Sub && compute == DType::Bool {
+        if op == Sub && (a.dtype() == DType::Bool || b.dtype() == DType::Bool) {
+            return Err(Error::NotImplemented(if compute == DType::Bool {
+                "Subtraction, the `-` operator, with two bool tensors is not supported. Use the `^` or `logical_xor()` operator instead.".into()
+            } else {
+                "Subtraction, the `-` operator, with a bool tensor is not supported. If you are trying to invert a mask, use the `~` or `logical_not()` operator instead.".into()
+            }));
+        }
+        if op == FloorDiv && compute == DType::Bool {
+            return Err(Error::UnsupportedDType {
+                op: "div_floor_cpu",
+                dtype: compute,
+            });
+        }
+        if op == Pow && !compute.is_float() && rhs.wrapped && b.item_f64()? < 0.0 {
             return Err(Error::runtime(
-                "Subtraction, the `-` operator, with two bool tensors is not supported. Use the `^` or `logical_xor()` operator instead.",
+                "Integers to negative integer powers are not allowed.",
             ));
         }
         if matches!(op, BitAnd | BitOr | BitXor) && compute.is_float() {
@@ -272,10 +306,17 @@ impl Tensor {
         }
         if matches!(op, FloorDiv | Rem) && !compute.is_float() && compute != DType::Bool {
             let zero = with_dtype!(b.dtype(), B, {
-                map1((b.storage().as_slice::<B>(), b.layout()), |x: B| !x.is_nonzero())
+                map1((b.storage().as_slice::<B>(), b.layout()), |x: B| {
+                    !x.is_nonzero()
+                })
             });
             if zero.iter().any(|&z| z) {
                 return Err(Error::runtime("ZeroDivisionError"));
+            }
+        }
+        if op == Pow && rhs.wrapped && compute.is_float() {
+            if let Some(out) = a.pow_special(b.item_f64()?, compute)? {
+                return Ok(out);
             }
         }
         // Half types compute in f32 and round the result back.
@@ -286,7 +327,7 @@ impl Tensor {
         let ta = a.to_dtype(kernel_dt).broadcast_as(&shape)?;
         let tb = b.to_dtype(kernel_dt).broadcast_as(&shape)?;
         let out = if op.is_comparison() {
-            with_dtype!(kernel_dt, T, { compare::<T>(op, &ta, &tb, &shape)? })
+            with_dtype!(kernel_dt, T, compare::<T>(op, &ta, &tb, &shape)?)
         } else {
             match kernel_dt {
                 DType::F32 => arith::<f32>(op, &ta, &tb, &shape)?,
@@ -326,6 +367,7 @@ impl Tensor {
     pub fn where_(cond: &Tensor, a: Arg, b: Arg) -> Result<Tensor> {
         let s1 = broadcast_shapes("where", cond.shape(), a.tensor.shape())?;
         let shape = broadcast_shapes("where", &s1, b.tensor.shape())?;
+        crate::storage::check_alloc("where", &shape, DType::F64)?;
         let dt = result_type(&[a.operand(), b.operand()]);
         let c = cond.broadcast_as(&shape)?;
         if cond.dtype() != DType::Bool {
@@ -409,9 +451,14 @@ fn float_unary<T: Arith + Float>(x: &Tensor, op: UnaryOp) -> Result<Tensor> {
         Cos => map1(src, |a: T| a.cos()),
         Tanh => map1(src, |a: T| a.tanh()),
         Sigmoid => map1(src, |a: T| c(1.0).div(c(1.0).add(a.neg().exp()))),
-        Relu => map1(src, |a: T| if a.is_nan_() || a > c(0.0) { a } else { c(0.0) }),
+        Relu => map1(
+            src,
+            |a: T| if a.is_nan_() || a > c(0.0) { a } else { c(0.0) },
+        ),
         Gelu => map1(src, |a: T| {
-            c(0.5).mul(a).mul(c(1.0).add(a.mul(c(std::f64::consts::FRAC_1_SQRT_2)).erf()))
+            c(0.5)
+                .mul(a)
+                .mul(c(1.0).add(a.mul(c(std::f64::consts::FRAC_1_SQRT_2)).erf()))
         }),
         GeluTanh => map1(src, |a: T| {
             let k = c((2.0 / std::f64::consts::PI).sqrt());

@@ -123,6 +123,25 @@ impl Tensor {
         })
     }
 
+    /// `clone()` as torch does it: a dense, non-overlapping layout (e.g. a transpose) keeps its
+    /// strides; anything else becomes contiguous.
+    pub fn clone_preserving_strides(&self) -> Tensor {
+        let n = self.dims();
+        let mut perm: Vec<usize> = (0..n).collect();
+        perm.sort_by_key(|&d| std::cmp::Reverse(self.stride()[d]));
+        let outer_first =
+            self.with_layout(self.layout().permute(&perm).expect("valid permutation"));
+        if !outer_first.is_contiguous() || perm.iter().enumerate().all(|(i, &p)| i == p) {
+            return self.deep_copy();
+        }
+        let copy = outer_first.deep_copy();
+        let mut inverse = vec![0; n];
+        for (i, &p) in perm.iter().enumerate() {
+            inverse[p] = i;
+        }
+        copy.with_layout(copy.layout().permute(&inverse).expect("valid permutation"))
+    }
+
     /// Converts to another dtype (a copy unless the dtype is already right).
     pub fn to_dtype(&self, dtype: DType) -> Tensor {
         if dtype == self.dtype() {
@@ -164,6 +183,18 @@ impl Tensor {
 
     /// Copies `src` (broadcast to our shape, cast to our dtype) into our elements in place.
     pub fn copy_(&self, src: &Tensor) -> Result<()> {
+        let l = self.layout();
+        if l.shape()
+            .iter()
+            .zip(l.stride())
+            .any(|(&d, &s)| d > 1 && s == 0)
+        {
+            return Err(Error::runtime(format!(
+                "unsupported operation: more than one element of the written-to tensor refers to a single memory location (shape {:?}, stride {:?}). Please clone() the tensor before performing the operation.",
+                l.shape(),
+                l.stride()
+            )));
+        }
         let src = src.broadcast_as(self.shape()).map_err(|_| {
             Error::runtime(format!(
                 "The size of tensor a ({:?}) must match the size of tensor b ({:?}): copy_ broadcasts the source to the destination's shape",
@@ -184,7 +215,7 @@ impl Tensor {
     pub fn assign_result(&self, op: &str, result: &Tensor) -> Result<()> {
         let (from, to) = (result.dtype(), self.dtype());
         // torch's canCast: no float -> integer, no number -> bool; widths may shrink.
-        let ok = !(from.is_float() && !to.is_float()) && !(from != DType::Bool && to == DType::Bool);
+        let ok = (to.is_float() || !from.is_float()) && (to != DType::Bool || from == DType::Bool);
         if !ok {
             return Err(Error::runtime(format!(
                 "result type {} can't be cast to the desired output type {} (in-place {op})",

@@ -43,6 +43,19 @@ impl Tensor {
     /// Permutes the given dims (empty = all) to the end and makes the tensor contiguous.
     fn as_rows(&self, dims: &[i64]) -> Result<Rows> {
         let nd = self.dims();
+        if nd == 0 {
+            // A scalar reduces over its one (virtual) element; dims 0 and -1 are accepted.
+            for &d in dims {
+                normalize_dims(&[d], 0)?;
+            }
+            return Ok(Rows {
+                t: self.clone(),
+                n_rows: 1,
+                r: 1,
+                keep_shape: vec![],
+                drop_shape: vec![],
+            });
+        }
         let dims = if dims.is_empty() {
             (0..nd).collect()
         } else {
@@ -50,11 +63,17 @@ impl Tensor {
         };
         let kept: Vec<usize> = (0..nd).filter(|d| !dims.contains(d)).collect();
         let perm: Vec<i64> = kept.iter().chain(dims.iter()).map(|&d| d as i64).collect();
-        let t = if nd == 0 { self.clone() } else { self.permute(&perm)?.contiguous() };
+        let t = self.permute(&perm)?.contiguous();
         let r: usize = dims.iter().map(|&d| self.shape()[d]).product();
         let n_rows: usize = kept.iter().map(|&d| self.shape()[d]).product();
         let keep_shape = (0..nd)
-            .map(|d| if dims.contains(&d) { 1 } else { self.shape()[d] })
+            .map(|d| {
+                if dims.contains(&d) {
+                    1
+                } else {
+                    self.shape()[d]
+                }
+            })
             .collect();
         let drop_shape = kept.iter().map(|&d| self.shape()[d]).collect();
         Ok(Rows {
@@ -66,7 +85,13 @@ impl Tensor {
         })
     }
 
-    pub fn reduce(&self, op: ReduceOp, dims: &[i64], keepdim: bool, dtype: Option<DType>) -> Result<Tensor> {
+    pub fn reduce(
+        &self,
+        op: ReduceOp,
+        dims: &[i64],
+        keepdim: bool,
+        dtype: Option<DType>,
+    ) -> Result<Tensor> {
         use ReduceOp::*;
         let src = match dtype {
             Some(d) => self.to_dtype(d),
@@ -78,30 +103,40 @@ impl Tensor {
         let (n, r) = (rows_.n_rows, rows_.r);
         match op {
             Sum | Prod => {
-                let out_dt = if dt.is_float() { dt } else { DType::I64 };
+                let out_dt = match dtype {
+                    Some(d) if d != DType::Bool => d,
+                    _ if dt.is_float() => dt,
+                    _ => DType::I64,
+                };
                 if out_dt.is_float() {
                     let v: Vec<f64> = with_dtype!(dt, T, {
                         let data = rows_.t.to_vec::<T>();
                         if op == Sum {
                             rows(&data, n, r, sum_f64::<T>)
                         } else {
-                            rows(&data, n, r, |row: &[T]| row.iter().map(|x| x.to_f64()).product())
+                            rows(&data, n, r, |row: &[T]| {
+                                row.iter().map(|x| x.to_f64()).product()
+                            })
                         }
                     });
                     Ok(Tensor::from_vec(v, &shape)?.to_dtype(out_dt))
                 } else {
                     let data = rows_.t.to_vec_as::<i64>();
                     let v: Vec<i64> = if op == Sum {
-                        rows(&data, n, r, |row: &[i64]| row.iter().fold(0i64, |a, &b| a.wrapping_add(b)))
+                        rows(&data, n, r, |row: &[i64]| {
+                            row.iter().fold(0i64, |a, &b| a.wrapping_add(b))
+                        })
                     } else {
-                        rows(&data, n, r, |row: &[i64]| row.iter().fold(1i64, |a, &b| a.wrapping_mul(b)))
+                        rows(&data, n, r, |row: &[i64]| {
+                            row.iter().fold(1i64, |a, &b| a.wrapping_mul(b))
+                        })
                     };
-                    Tensor::from_vec(v, &shape)
+                    Ok(Tensor::from_vec(v, &shape)?.to_dtype(out_dt))
                 }
             }
             Mean => {
                 if !dt.is_float() {
-                    return Err(Error::runtime(format!(
+                    return Err(Error::NotImplemented(format!(
                         "mean(): could not infer output dtype. Input dtype must be either a floating point or complex dtype. Got: {dt}"
                     )));
                 }
@@ -113,9 +148,15 @@ impl Tensor {
             }
             Max | Min => {
                 if r == 0 {
-                    return Err(Error::runtime(format!(
-                        "{}(): Expected reduction dim to be specified for input.numel() == 0. Specify the reduction dim with the 'dim' argument (input shape {:?}).",
-                        if op == Max { "amax" } else { "amin" },
+                    let name = if op == Max { "amax" } else { "amin" };
+                    if dims.is_empty() {
+                        return Err(Error::runtime(format!(
+                            "{name}(): Expected reduction dim to be specified for input.numel() == 0. Specify the reduction dim with the 'dim' argument (input shape {:?}).",
+                            self.shape()
+                        )));
+                    }
+                    return Err(Error::Index(format!(
+                        "{name}(): Expected reduction dim {dims:?} to have non-zero size (input shape {:?}).",
                         self.shape()
                     )));
                 }
@@ -136,7 +177,11 @@ impl Tensor {
                 });
                 // torch keeps uint8 for all/any of uint8 inputs.
                 let out = Tensor::from_vec(v, &shape)?;
-                Ok(if dt == DType::U8 { out.to_dtype(DType::U8) } else { out })
+                Ok(if dt == DType::U8 {
+                    out.to_dtype(DType::U8)
+                } else {
+                    out
+                })
             }
             LogSumExp => {
                 let fdt = if dt.is_float() { dt } else { DType::F32 };
@@ -148,10 +193,16 @@ impl Tensor {
     }
 
     /// Variance (`std` = its square root) with Bessel-style `correction`.
-    pub fn var(&self, dims: &[i64], correction: f64, keepdim: bool, take_sqrt: bool) -> Result<Tensor> {
+    pub fn var(
+        &self,
+        dims: &[i64],
+        correction: f64,
+        keepdim: bool,
+        take_sqrt: bool,
+    ) -> Result<Tensor> {
         let dt = self.dtype();
         if !dt.is_float() {
-            return Err(Error::runtime(format!(
+            return Err(Error::NotImplemented(format!(
                 "std and var only support floating point and complex dtypes, got {dt}"
             )));
         }
@@ -184,10 +235,15 @@ impl Tensor {
         let shape = rows_.out_shape(keepdim).to_vec();
         with_dtype!(self.dtype(), T, {
             let data = rows_.t.to_vec::<T>();
-            let pairs: Vec<(usize, T)> = rows(&data, rows_.n_rows, rows_.r, |row: &[T]| arg_extreme(row, want_max));
+            let pairs: Vec<(usize, T)> = rows(&data, rows_.n_rows, rows_.r, |row: &[T]| {
+                arg_extreme(row, want_max)
+            });
             let vals: Vec<T> = pairs.iter().map(|p| p.1).collect();
             let idx: Vec<i64> = pairs.iter().map(|p| p.0 as i64).collect();
-            Ok((Tensor::from_vec(vals, &shape)?, Tensor::from_vec(idx, &shape)?))
+            Ok((
+                Tensor::from_vec(vals, &shape)?,
+                Tensor::from_vec(idx, &shape)?,
+            ))
         })
     }
 
@@ -206,7 +262,7 @@ impl Tensor {
             }
             None => {
                 if self.elem_count() == 0 {
-                    return Err(Error::runtime(format!(
+                    return Err(Error::Index(format!(
                         "{name}(): Expected reduction dim to be specified for input.numel() == 0."
                     )));
                 }
@@ -222,7 +278,11 @@ impl Tensor {
     }
 
     /// Applies a row function along `dim` and puts the dim back where it was.
-    fn along_dim<O: Elem>(&self, dim: i64, f: impl Fn(&[f64], &mut [O]) + Sync + Send) -> Result<Tensor> {
+    fn along_dim<O: Elem>(
+        &self,
+        dim: i64,
+        f: impl Fn(&[f64], &mut [O]) + Sync + Send,
+    ) -> Result<Tensor> {
         let d = self.dim(dim)?;
         let rows_ = self.as_rows(&[dim])?;
         let data = rows_.t.to_vec_as::<f64>();
@@ -236,7 +296,10 @@ impl Tensor {
         if nd == 0 {
             return Tensor::from_vec(out, &[]);
         }
-        let mut moved: Vec<usize> = (0..nd).filter(|&i| i != d).map(|i| self.shape()[i]).collect();
+        let mut moved: Vec<usize> = (0..nd)
+            .filter(|&i| i != d)
+            .map(|i| self.shape()[i])
+            .collect();
         moved.push(r);
         let t = Tensor::from_vec(out, &moved)?;
         // Inverse of moving d to the end.
@@ -246,17 +309,22 @@ impl Tensor {
     }
 
     pub fn softmax(&self, dim: i64, log: bool) -> Result<Tensor> {
-        let dt = if self.dtype().is_float() { self.dtype() } else { DType::F32 };
+        let dt = if self.dtype().is_float() {
+            self.dtype()
+        } else {
+            DType::F32
+        };
         if !self.dtype().is_float() {
-            return Err(Error::runtime(format!(
+            return Err(Error::NotImplemented(format!(
                 "\"{}_lastdim_kernel_impl\" not implemented for '{}'",
                 if log { "log_softmax" } else { "softmax" },
                 self.dtype()
             )));
         }
         let out = self.along_dim(dim, |row: &[f64], o: &mut [f64]| {
-            let m = row.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-            let m = if m.is_finite() { m } else { 0.0 };
+            // Shift by the max for stability; an all -inf row stays NaN like torch's (0/0).
+            let m = nan_max(row);
+            let m = if m == f64::NEG_INFINITY { 0.0 } else { m };
             let s: f64 = row.iter().map(|x| (x - m).exp()).sum();
             if log {
                 let ls = s.ln();
@@ -344,7 +412,10 @@ impl Tensor {
         if self.dims() == 0 {
             return Ok((v, i));
         }
-        Ok((v.narrow(d as i64, 0, k)?.contiguous(), i.narrow(d as i64, 0, k)?.contiguous()))
+        Ok((
+            v.narrow(d as i64, 0, k)?.contiguous(),
+            i.narrow(d as i64, 0, k)?.contiguous(),
+        ))
     }
 
     /// p-norm over dims (all when empty). p = inf / -inf give max/min of |x|.
@@ -377,8 +448,22 @@ impl Tensor {
     }
 }
 
+/// Max of a row where NaN wins (f64::max would skip it).
+fn nan_max(row: &[f64]) -> f64 {
+    row.iter().fold(f64::NEG_INFINITY, |m, &x| {
+        if x.is_nan() || m.is_nan() {
+            f64::NAN
+        } else {
+            m.max(x)
+        }
+    })
+}
+
 fn logsumexp_row(row: &[f64]) -> f64 {
-    let m = row.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+    let m = nan_max(row);
+    if m.is_nan() {
+        return m;
+    }
     if m.is_infinite() {
         // All -inf (or empty) gives -inf; any +inf gives +inf.
         return m;

@@ -25,6 +25,7 @@ impl Tensor {
         match self.layout().view(&shape) {
             Some(l) => Ok(self.with_layout(l)),
             None => {
+                crate::storage::check_alloc("reshape", &shape, self.dtype())?;
                 let c = self.deep_copy();
                 Ok(c.with_layout(crate::layout::Layout::contiguous(&shape)))
             }
@@ -169,7 +170,13 @@ impl Tensor {
 
     /// Python-style slice of one dim: negative and out-of-range bounds are clamped like
     /// torch does; the step must be positive.
-    pub fn slice(&self, dim: usize, start: Option<i64>, stop: Option<i64>, step: i64) -> Result<Tensor> {
+    pub fn slice(
+        &self,
+        dim: usize,
+        start: Option<i64>,
+        stop: Option<i64>,
+        step: i64,
+    ) -> Result<Tensor> {
         if step <= 0 {
             return Err(Error::Value("step must be greater than zero".into()));
         }
@@ -187,7 +194,11 @@ impl Tensor {
     pub fn select(&self, dim: i64, index: i64) -> Result<Tensor> {
         let d = self.dim(dim)?;
         let size = self.shape()[d];
-        let i = if index < 0 { index + size as i64 } else { index };
+        let i = if index < 0 {
+            index + size as i64
+        } else {
+            index
+        };
         if i < 0 || i >= size as i64 {
             return Err(Error::Index(format!(
                 "index {index} is out of bounds for dimension {d} with size {size}"
@@ -198,7 +209,9 @@ impl Tensor {
 
     pub fn unbind(&self, dim: i64) -> Result<Vec<Tensor>> {
         let d = self.dim(dim)?;
-        (0..self.shape()[d]).map(|i| self.select(d as i64, i as i64)).collect()
+        (0..self.shape()[d])
+            .map(|i| self.select(d as i64, i as i64))
+            .collect()
     }
 
     /// Pieces of `size` along `dim` (the last may be smaller).
@@ -206,9 +219,9 @@ impl Tensor {
         let d = self.dim(dim)?;
         let n = self.shape()[d];
         if size == 0 && n > 0 {
-            return Err(Error::runtime(
-                "split_size can only be 0 if dimension size is 0, but got dimension size of {n}",
-            ));
+            return Err(Error::runtime(format!(
+                "split_size can only be 0 if dimension size is 0, but got dimension size of {n}"
+            )));
         }
         if n == 0 {
             return Ok(vec![self.clone()]);

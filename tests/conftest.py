@@ -1,0 +1,135 @@
+"""Shared helpers for the differential tests: every result is compared with torch's.
+
+The tolerance table is explicit: float32 results may differ from torch's in the last bits
+because kernels sum in a different order; float64 results must agree much more tightly;
+integer and bool results must be identical.
+"""
+
+import numpy as np
+import pytest
+
+try:
+    import torch
+except ImportError as e:  # pragma: no cover - a clear failure, never a silent skip
+    raise RuntimeError(
+        "the test suite compares ferrotorch with torch: install it with `pip install torch`"
+    ) from e
+
+import ferrotorch as ft
+
+# dtype name -> (rtol, atol)
+TOLERANCE = {
+    "float16": (1e-3, 1e-3),
+    "bfloat16": (1e-2, 1e-2),
+    "float32": (1.3e-6, 1e-5),
+    "float64": (1e-12, 1e-12),
+}
+
+DTYPES = {
+    "float32": (ft.float32, torch.float32),
+    "float64": (ft.float64, torch.float64),
+    "float16": (ft.float16, torch.float16),
+    "bfloat16": (ft.bfloat16, torch.bfloat16),
+    "int64": (ft.int64, torch.int64),
+    "int32": (ft.int32, torch.int32),
+    "uint8": (ft.uint8, torch.uint8),
+    "bool": (ft.bool, torch.bool),
+}
+
+
+def dtype_name(d):
+    return str(d).replace("torch.", "")
+
+
+def to_numpy(x):
+    """Values of a ferrotorch or torch tensor as a numpy array (half types widened)."""
+    if isinstance(x, torch.Tensor):
+        if x.dtype in (torch.bfloat16, torch.float16):
+            x = x.float()
+        return x.detach().numpy().copy()
+    if isinstance(x, ft.Tensor):
+        if x.dtype in (ft.bfloat16, ft.float16):
+            x = x.float()
+        return np.array(x.numpy(), copy=True)
+    return np.asarray(x)
+
+
+def to_ft(t):
+    """A ferrotorch tensor with the values of a torch tensor."""
+    name = dtype_name(t.dtype)
+    if name in ("bfloat16", "float16"):
+        return ft.tensor(t.float().numpy()).to(DTYPES[name][0])
+    return ft.tensor(t.detach().numpy())
+
+
+def assert_same(ours, theirs, rtol=None, atol=None, check_dtype=True):
+    """ours (ferrotorch) equals theirs (torch): same shape, dtype and values (NaN == NaN)."""
+    if isinstance(theirs, (tuple, list)):
+        assert len(ours) == len(theirs), f"{len(ours)} results, torch gives {len(theirs)}"
+        for o, t in zip(ours, theirs):
+            assert_same(o, t, rtol, atol, check_dtype)
+        return
+    if not isinstance(theirs, torch.Tensor):
+        assert ours == pytest.approx(theirs, rel=rtol or 1e-6, abs=atol or 1e-6, nan_ok=True)
+        return
+    assert isinstance(ours, ft.Tensor), f"expected a ferrotorch Tensor, got {type(ours)}"
+    assert tuple(ours.shape) == tuple(theirs.shape), f"shape {tuple(ours.shape)} != torch {tuple(theirs.shape)}"
+    name = dtype_name(theirs.dtype)
+    if check_dtype:
+        assert dtype_name(ours.dtype) == name, f"dtype {ours.dtype} != torch {theirs.dtype}"
+    r, a = TOLERANCE.get(name, (0, 0))
+    r = r if rtol is None else rtol
+    a = a if atol is None else atol
+    np.testing.assert_allclose(to_numpy(ours), to_numpy(theirs), rtol=r, atol=a, equal_nan=True)
+
+
+def make_layout(t, layout):
+    """A view of torch tensor `t`'s values with the given memory layout (same values)."""
+    if layout == "contiguous":
+        return t
+    if layout == "transposed":
+        return t.transpose(0, -1).contiguous().transpose(0, -1) if t.dim() >= 2 else t
+    if layout == "sliced":
+        big = torch.zeros(*(2 * s + 1 for s in t.shape), dtype=t.dtype)
+        idx = tuple(slice(1, None, 2) for _ in t.shape)
+        big[idx] = t
+        return big[idx]
+    raise ValueError(layout)
+
+
+def pair(shape, dtype="float32", layout="contiguous", seed=0, low=-3, high=3):
+    """(ferrotorch tensor, torch tensor) with equal values and the same kind of layout.
+
+    The ferrotorch tensor is built with the same layout trick, so non-contiguous views are
+    exercised on both sides.
+    """
+    g = np.random.default_rng(seed)
+    name = dtype
+    if name == "bool":
+        values = g.random(shape) > 0.5
+    elif name in ("int64", "int32", "uint8"):
+        lo = 0 if name == "uint8" else low
+        values = g.integers(lo, high + 1, size=shape)
+    else:
+        values = g.uniform(low, high, size=shape)
+    base = torch.tensor(values).to(DTYPES[name][1])
+    theirs = make_layout(base, layout)
+    ours = ft_layout(to_ft(base), layout)
+    assert tuple(ours.shape) == tuple(theirs.shape)
+    return ours, theirs
+
+
+def ft_layout(t, layout):
+    if layout == "contiguous":
+        return t
+    if layout == "transposed":
+        return t.transpose(0, -1).contiguous().transpose(0, -1) if t.dim() >= 2 else t
+    if layout == "sliced":
+        big = ft.zeros(*(2 * s + 1 for s in t.shape), dtype=t.dtype)
+        idx = tuple(slice(1, None, 2) for _ in t.shape)
+        big[idx] = t
+        return big[idx]
+    raise ValueError(layout)
+
+
+LAYOUTS = ["contiguous", "transposed", "sliced"]
