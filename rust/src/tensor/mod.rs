@@ -8,6 +8,9 @@ pub mod math;
 pub mod reduce;
 mod view;
 
+#[cfg(test)]
+mod tests;
+
 pub use create::Scalar;
 pub use index::TensorIndex;
 
