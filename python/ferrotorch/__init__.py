@@ -12,9 +12,11 @@ tensor(54.)
 
 import builtins as _builtins
 
-from ferrotorch import (
+from ferrotorch import (  # noqa: E402,F401,I001  (subpackages need the names above)
     _C,
     _tensor,  # noqa: F401  (attaches methods to Tensor)
+    autograd,
+    nn,
 )
 from ferrotorch._C import (  # noqa: F401  (re-exported API)
     Generator,
@@ -55,6 +57,13 @@ from ferrotorch._C import bool as bool  # noqa: F401,A004
 from ferrotorch._device import device
 from ferrotorch._size import Size
 from ferrotorch._tensor_str import get_printoptions, set_printoptions  # noqa: F401
+from ferrotorch.autograd.grad_mode import (  # noqa: F401
+    enable_grad,
+    inference_mode,
+    is_grad_enabled,
+    no_grad,
+    set_grad_enabled,
+)
 
 __version__ = "0.1.0"
 

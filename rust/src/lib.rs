@@ -4,10 +4,12 @@
 // The library is named `_C` because that is the Python module's name (`ferrotorch._C`).
 #![allow(non_snake_case)]
 
+pub mod backprop;
 pub mod dtype;
 pub mod error;
 pub mod kernels;
 pub mod layout;
+pub mod op;
 pub mod py;
 pub mod random;
 pub mod shape;

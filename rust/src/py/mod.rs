@@ -1,5 +1,6 @@
 //! The `ferrotorch._C` extension module: thin bindings over the core.
 
+pub mod autograd;
 pub mod convert;
 pub mod dtype;
 pub mod errors;
@@ -17,15 +18,9 @@ use pytensor::{dtype_arg, new_py, PyTensor};
 
 /// Creation-op keyword arguments shared by every factory.
 fn finish(py: Python<'_>, t: Tensor, requires_grad: bool) -> PyResult<Py<PyTensor>> {
-    let mut p = PyTensor::wrap(t);
+    let p = PyTensor::wrap(t);
     if requires_grad {
-        if !p.t.dtype().is_float() {
-            return Err(PyRuntimeError::new_err(format!(
-                "only Tensors of floating point and complex dtype can require gradients (got {})",
-                p.t.dtype().name()
-            )));
-        }
-        p.requires_grad = true;
+        p.t.set_requires_grad(true)?;
     }
     Py::new(py, p)
 }
@@ -482,5 +477,6 @@ fn _C(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(promote_types, m)?)?;
     m.add_function(wrap_pyfunction!(one_hot, m)?)?;
     random::register(m)?;
+    autograd::register(m)?;
     Ok(())
 }

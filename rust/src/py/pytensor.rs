@@ -195,8 +195,8 @@ impl PyTensor {
                 }
             }
         };
-        let mut p = PyTensor::wrap(t);
-        p.set_requires_grad(requires_grad)?;
+        let p = PyTensor::wrap(t.detach());
+        p.t.set_requires_grad(requires_grad)?;
         Ok(p)
     }
 
@@ -289,26 +289,88 @@ impl PyTensor {
     }
     #[getter]
     fn get_requires_grad(&self) -> bool {
-        self.requires_grad
+        self.t.requires_grad()
     }
     #[setter(requires_grad)]
-    fn set_requires_grad(&mut self, value: bool) -> PyResult<()> {
-        if value && !self.t.dtype().is_float() {
-            return Err(PyRuntimeError::new_err(format!(
-                "only Tensors of floating point and complex dtype can require gradients (got {})",
-                self.t.dtype().name()
-            )));
-        }
-        self.requires_grad = value;
-        Ok(())
+    fn set_requires_grad(&self, value: bool) -> PyResult<()> {
+        Ok(self.t.set_requires_grad(value)?)
     }
     #[getter]
     fn is_leaf(&self) -> bool {
-        true
+        self.t.is_leaf()
     }
     #[getter]
-    fn grad_fn(&self, py: Python<'_>) -> Py<PyAny> {
-        py.None()
+    fn grad_fn(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        match self.t.node() {
+            None => Ok(py.None()),
+            Some(n) => Py::new(py, super::autograd::PyNode { node: n.clone() })?.into_py_any(py),
+        }
+    }
+    #[getter]
+    fn get_grad(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        match self.t.grad() {
+            None => Ok(py.None()),
+            Some(g) => new_py(py, g)?.into_py_any(py),
+        }
+    }
+    #[setter(grad)]
+    fn set_grad(&self, value: Option<PyRef<'_, PyTensor>>) -> PyResult<()> {
+        if let Some(v) = &value {
+            if v.t.shape() != self.t.shape() {
+                return Err(PyRuntimeError::new_err(format!(
+                    "assigned grad has data of a different size: tensor shape {:?}, grad shape {:?}",
+                    self.t.shape(),
+                    v.t.shape()
+                )));
+            }
+        }
+        self.t.set_grad(value.map(|v| v.t.clone()));
+        Ok(())
+    }
+    fn retain_grad(&self) -> PyResult<()> {
+        if !self.t.requires_grad() {
+            return Err(PyRuntimeError::new_err(
+                "can't retain_grad on Tensor that has requires_grad=False",
+            ));
+        }
+        self.t.retain_grad();
+        Ok(())
+    }
+    #[getter]
+    fn retains_grad(&self) -> bool {
+        self.t.retains_grad()
+    }
+    /// Registers `hook(grad) -> Tensor | None`, called with this tensor's gradient in backward.
+    fn register_hook(&self, hook: Py<PyAny>) -> PyResult<usize> {
+        if !self.t.requires_grad() {
+            return Err(PyRuntimeError::new_err(
+                "cannot register a hook on a tensor that doesn't require gradient",
+            ));
+        }
+        Ok(self.t.register_hook(super::autograd::py_hook(hook)))
+    }
+    #[pyo3(signature = (gradient=None, retain_graph=None, create_graph=false, inputs=None))]
+    fn backward(
+        &self,
+        py: Python<'_>,
+        gradient: Option<PyRef<'_, PyTensor>>,
+        retain_graph: Option<bool>,
+        create_graph: bool,
+        inputs: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<()> {
+        let _ = inputs;
+        let g = super::autograd::root_grad(&self.t, gradient.map(|g| g.t.clone()))?;
+        let root = self.t.clone();
+        let retain = retain_graph.unwrap_or(create_graph);
+        py.detach(move || {
+            crate::backprop::backward(
+                &[(root, g)],
+                crate::backprop::Sink::Leaves,
+                retain,
+                create_graph,
+            )
+        })?;
+        Ok(())
     }
     #[getter]
     #[allow(non_snake_case)]
@@ -331,11 +393,15 @@ impl PyTensor {
     }
     #[getter]
     fn get_data(&self) -> Self {
-        PyTensor::wrap(self.t.clone())
+        PyTensor::wrap(self.t.detach())
     }
+    /// `t.data = other`: t now holds other's values (its autograd flags stay).
     #[setter(data)]
-    fn set_data(&mut self, value: PyRef<'_, PyTensor>) {
-        self.t = value.t.clone();
+    fn set_data(&mut self, value: PyRef<'_, PyTensor>) -> PyResult<()> {
+        let requires_grad = self.t.requires_grad() && self.t.is_leaf();
+        self.t = value.t.detach();
+        self.t.set_requires_grad(requires_grad)?;
+        Ok(())
     }
 
     // *** conversion ***
@@ -451,7 +517,7 @@ impl PyTensor {
     }
     fn numpy(slf: &Bound<'_, Self>) -> PyResult<Py<PyAny>> {
         let py = slf.py();
-        if slf.borrow().requires_grad {
+        if slf.borrow().t.requires_grad() {
             return Err(PyRuntimeError::new_err(
                 "Can't call numpy() on Tensor that requires grad. Use tensor.detach().numpy() instead.",
             ));
@@ -495,7 +561,10 @@ impl PyTensor {
             py.import("numpy")?.call_method1("asarray", (slf,))?
         };
         let kw = PyDict::new(py);
-        kw.set_item("requires_grad", this.requires_grad)?;
+        kw.set_item("requires_grad", this.t.requires_grad())?;
+        if let Some(n) = this.t.node() {
+            kw.set_item("grad_fn", n.name)?;
+        }
         let is_param = slf.get_type().name()? == "Parameter";
         kw.set_item("is_param", is_param)?;
         py.import("ferrotorch._tensor_str")?
@@ -709,19 +778,28 @@ impl PyTensor {
         Ok(PyTensor::wrap(self.t.clone_preserving_strides()))
     }
     fn detach(&self) -> Self {
-        PyTensor::wrap(self.t.clone())
+        PyTensor::wrap(self.t.detach())
+    }
+    fn detach_(mut slf: PyRefMut<'_, Self>) -> PyRefMut<'_, Self> {
+        slf.t = slf.t.detach();
+        slf
     }
     fn __getitem__(&self, key: &Bound<'_, PyAny>) -> PyResult<Self> {
         let idx = parse_index(key)?;
         Ok(PyTensor::wrap(self.t.index(&idx)?))
     }
-    fn __setitem__(&self, key: &Bound<'_, PyAny>, value: &Bound<'_, PyAny>) -> PyResult<()> {
+    fn __setitem__(&mut self, key: &Bound<'_, PyAny>, value: &Bound<'_, PyAny>) -> PyResult<()> {
         let idx = parse_index(key)?;
         let v = match Other::parse(value) {
             Some(Other::T(t)) => t,
             Some(Other::S(t)) => t,
             None => super::convert::tensor_from_data(value, Some(self.t.dtype()))?,
         };
+        if crate::op::is_grad_enabled() && (self.t.requires_grad() || v.requires_grad()) {
+            // Recorded as an out-of-place index_put whose history self takes over.
+            let result = self.t.index_put(&idx, &v, false)?;
+            return self.write_result("__setitem__", &result);
+        }
         Ok(self.t.index_put_(&idx, &v, false)?)
     }
     #[pyo3(signature = (indices, values, accumulate=false))]
@@ -1602,6 +1680,23 @@ pub fn make_size(py: Python<'_>, shape: &[usize]) -> PyResult<Py<PyAny>> {
 }
 
 impl PyTensor {
+    /// An in-place op: `result` was computed out of place from self; its values go into self's
+    /// memory and its history becomes self's (torch's rebase of an in-place op).
+    pub fn write_result(&mut self, op: &str, result: &Tensor) -> PyResult<()> {
+        if crate::op::is_grad_enabled() && self.t.is_leaf() && self.t.requires_grad() {
+            return Err(PyRuntimeError::new_err(format!(
+                "a leaf Variable that requires grad is being used in an in-place operation ({op}). Use torch.no_grad() around it, or work on a clone."
+            )));
+        }
+        crate::op::no_grad(|| self.t.assign_result(op, result))?;
+        if let Some(node) = result.node() {
+            if result.dtype() == self.t.dtype() {
+                self.t = self.t.detach().with_node(node.clone());
+            }
+        }
+        Ok(())
+    }
+
     fn check_one(&self) -> PyResult<()> {
         if self.t.elem_count() != 1 {
             return Err(pyo3::exceptions::PyValueError::new_err(format!(

@@ -139,8 +139,8 @@ fn sample(
 }
 
 fn finish(py: Python<'_>, t: Tensor, requires_grad: bool) -> PyResult<Py<PyTensor>> {
-    let mut p = PyTensor::wrap(t);
-    p.requires_grad = requires_grad;
+    let p = PyTensor::wrap(t);
+    p.t.set_requires_grad(requires_grad)?;
     Py::new(py, p)
 }
 

@@ -5,6 +5,7 @@ use super::Tensor;
 use crate::dtype::{DType, Elem};
 use crate::error::{Error, Result};
 use crate::layout::Layout;
+use crate::op::Op;
 use crate::shape::broadcast_shapes;
 use crate::with_dtype;
 
@@ -131,11 +132,20 @@ impl Tensor {
 
     /// `self[index]`.
     pub fn index(&self, index: &[TensorIndex]) -> Result<Tensor> {
-        let Split { view, adv } = self.split_index(index)?;
+        let Split { view, adv } = crate::op::no_grad(|| self.split_index(index))?;
         if adv.is_empty() {
-            return Ok(view);
+            // Basic indexing is a view: recorded as one.
+            return Ok(self.with_layout(view.layout().clone()));
         }
-        let plan = AdvPlan::new(&view, &adv)?;
+        let out = crate::op::no_grad(|| Tensor::gather_advanced(&view, &adv))?;
+        Ok(out.record(&[self], || Op::Index {
+            x: self.clone(),
+            index: index.to_vec(),
+        }))
+    }
+
+    fn gather_advanced(view: &Tensor, adv: &[(usize, Tensor)]) -> Result<Tensor> {
+        let plan = AdvPlan::new(view, adv)?;
         crate::storage::check_alloc("index", &plan.out_shape, view.dtype())?;
         with_dtype!(view.dtype(), T, {
             let src = view.storage().as_slice::<T>();
@@ -244,6 +254,50 @@ impl Tensor {
     /// `gather(dim, index)`: out[i][j] = self[index[i][j]][j] (for dim 0), index may be smaller
     /// than self in the other dims.
     pub fn gather(&self, dim: i64, index: &Tensor) -> Result<Tensor> {
+        let out = crate::op::no_grad(|| self.gather_impl(dim, index))?;
+        Ok(out.record(&[self], || Op::Gather {
+            x: self.clone(),
+            dim,
+            index: index.clone(),
+        }))
+    }
+
+    /// Out-of-place scatter_add: self with `src` added at `index` along `dim`.
+    pub fn scatter_add(&self, dim: i64, index: &Tensor, src: &Tensor) -> Result<Tensor> {
+        let out = crate::op::no_grad(|| -> Result<Tensor> {
+            let out = self.contiguous_copy();
+            out.scatter_(dim, index, &src.to_dtype(self.dtype()), true)?;
+            Ok(out)
+        })?;
+        Ok(out.record(&[self, src], || Op::ScatterAdd {
+            base: self.clone(),
+            dim,
+            index: index.clone(),
+            src: src.clone(),
+        }))
+    }
+
+    /// Out-of-place index_put: self with `values` written (or added) at `index`.
+    pub fn index_put(
+        &self,
+        index: &[TensorIndex],
+        values: &Tensor,
+        accumulate: bool,
+    ) -> Result<Tensor> {
+        let out = crate::op::no_grad(|| -> Result<Tensor> {
+            let out = self.contiguous_copy();
+            out.index_put_(index, values, accumulate)?;
+            Ok(out)
+        })?;
+        Ok(out.record(&[self, values], || Op::IndexPut {
+            base: self.clone(),
+            index: index.to_vec(),
+            values: values.clone(),
+            accumulate,
+        }))
+    }
+
+    fn gather_impl(&self, dim: i64, index: &Tensor) -> Result<Tensor> {
         let d = self.dim(dim)?;
         self.check_scatter_gather("gather", d, index, None)?;
         let idx = index.to_vec_as::<i64>();
@@ -440,6 +494,20 @@ impl Tensor {
 
     /// Joins tensors along an existing dim (dtypes promoted like torch.cat).
     pub fn cat(tensors: &[Tensor], dim: i64) -> Result<Tensor> {
+        let out = crate::op::no_grad(|| Tensor::cat_impl(tensors, dim))?;
+        let inputs: Vec<&Tensor> = tensors.iter().collect();
+        let d = if out.dims() == 0 {
+            0
+        } else {
+            crate::shape::normalize_dim(dim, out.dims())?
+        };
+        Ok(out.record(&inputs, || Op::Cat {
+            xs: tensors.to_vec(),
+            dim: d,
+        }))
+    }
+
+    fn cat_impl(tensors: &[Tensor], dim: i64) -> Result<Tensor> {
         if tensors.is_empty() {
             return Err(Error::Value(
                 "torch.cat(): expected a non-empty list of Tensors".into(),

@@ -95,6 +95,14 @@ impl Tensor {
 
     /// [..., m, k] @ [..., k, n] with broadcast batch dims; both at least 2-D.
     fn batched_matmul(&self, rhs: &Tensor) -> Result<Tensor> {
+        let out = crate::op::no_grad(|| self.batched_matmul_impl(rhs))?;
+        Ok(out.record(&[self, rhs], || crate::op::Op::Matmul {
+            a: self.clone(),
+            b: rhs.clone(),
+        }))
+    }
+
+    fn batched_matmul_impl(&self, rhs: &Tensor) -> Result<Tensor> {
         let (a, b) = (self, rhs);
         let (na, nb) = (a.dims(), b.dims());
         let (m, k) = (a.shape()[na - 2], a.shape()[na - 1]);

@@ -5,6 +5,7 @@ use super::{Scalar, Tensor};
 use crate::dtype::{result_type, DType, Elem, Operand};
 use crate::error::{Error, Result};
 use crate::kernels::elementwise::{map1, map2, map3, num_like::Float, Arith};
+use crate::op::Op;
 use crate::shape::broadcast_shapes;
 use crate::with_dtype;
 
@@ -93,6 +94,7 @@ pub enum UnaryOp {
     Round,
     Trunc,
     Reciprocal,
+    Erf,
     LogicalNot,
     BitNot,
 }
@@ -122,6 +124,7 @@ impl UnaryOp {
             Round => "round",
             Trunc => "trunc",
             Reciprocal => "reciprocal",
+            Erf => "erf",
             LogicalNot => "logical_not",
             BitNot => "bitwise_not",
         }
@@ -176,6 +179,19 @@ pub fn wrap_scalar(s: Scalar) -> Tensor {
 
 impl Tensor {
     pub fn unary(&self, op: UnaryOp) -> Result<Tensor> {
+        let out = crate::op::no_grad(|| self.unary_impl(op))?;
+        if matches!(op, UnaryOp::LogicalNot | UnaryOp::BitNot) {
+            return Ok(out);
+        }
+        let saved = out.detach();
+        Ok(out.record(&[self], || Op::Unary {
+            op,
+            x: self.clone(),
+            out: saved,
+        }))
+    }
+
+    fn unary_impl(&self, op: UnaryOp) -> Result<Tensor> {
         use UnaryOp::*;
         let dt = self.dtype();
         crate::storage::check_alloc(op.name(), self.shape(), DType::F64)?;
@@ -252,6 +268,21 @@ impl Tensor {
 
     /// A binary op on a tensor and another operand (tensor or wrapped scalar).
     pub fn binary(op: BinaryOp, lhs: Arg, rhs: Arg) -> Result<Tensor> {
+        use BinaryOp::*;
+        let out = crate::op::no_grad(|| Tensor::binary_impl(op, lhs, rhs))?;
+        if !matches!(op, Add | Sub | Mul | Div | Pow | Maximum | Minimum | Rem) {
+            return Ok(out);
+        }
+        let saved = out.detach();
+        Ok(out.record(&[lhs.tensor, rhs.tensor], || Op::Binary {
+            op,
+            lhs: lhs.tensor.clone(),
+            rhs: rhs.tensor.clone(),
+            out: saved,
+        }))
+    }
+
+    fn binary_impl(op: BinaryOp, lhs: Arg, rhs: Arg) -> Result<Tensor> {
         use BinaryOp::*;
         let (a, b) = (lhs.tensor, rhs.tensor);
         let shape = broadcast_shapes(op.name(), a.shape(), b.shape())?;
@@ -365,6 +396,15 @@ impl Tensor {
 
     /// `where(cond, self, other)`: picks from self where cond is true.
     pub fn where_(cond: &Tensor, a: Arg, b: Arg) -> Result<Tensor> {
+        let out = crate::op::no_grad(|| Tensor::where_impl(cond, a, b))?;
+        Ok(out.record(&[a.tensor, b.tensor], || Op::Where {
+            cond: cond.clone(),
+            a: a.tensor.clone(),
+            b: b.tensor.clone(),
+        }))
+    }
+
+    fn where_impl(cond: &Tensor, a: Arg, b: Arg) -> Result<Tensor> {
         let s1 = broadcast_shapes("where", cond.shape(), a.tensor.shape())?;
         let shape = broadcast_shapes("where", &s1, b.tensor.shape())?;
         crate::storage::check_alloc("where", &shape, DType::F64)?;
@@ -471,6 +511,7 @@ fn float_unary<T: Arith + Float>(x: &Tensor, op: UnaryOp) -> Result<Tensor> {
         Round => map1(src, |a: T| a.round_even()),
         Trunc => map1(src, |a: T| a.trunc()),
         Reciprocal => map1(src, |a: T| c(1.0).div(a)),
+        Erf => map1(src, |a: T| a.erf()),
         LogicalNot | BitNot => unreachable!("handled before dispatch"),
     };
     Tensor::from_vec(v, x.shape())

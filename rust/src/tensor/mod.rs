@@ -18,14 +18,30 @@ use crate::dtype::{DType, Elem};
 use crate::error::{Error, Result};
 use crate::kernels::copy;
 use crate::layout::Layout;
+use crate::op::{self, Node, Op};
 use crate::storage::Storage;
 use crate::with_dtype;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 pub struct TensorInner {
     storage: Arc<Storage>,
     layout: Layout,
+    grad: GradMeta,
 }
+
+/// What autograd knows about a tensor: leaves have no node; results of recorded ops do.
+#[derive(Default)]
+struct GradMeta {
+    requires_grad: AtomicBool,
+    node: Option<Arc<Node>>,
+    grad: Mutex<Option<Tensor>>,
+    retains_grad: AtomicBool,
+    hooks: Mutex<Vec<GradHook>>,
+}
+
+/// A hook on a tensor's gradient: may return a replacement gradient.
+pub type GradHook = Arc<dyn Fn(&Tensor) -> Result<Option<Tensor>> + Send + Sync>;
 
 #[derive(Clone)]
 pub struct Tensor(Arc<TensorInner>);
@@ -38,7 +54,103 @@ impl std::fmt::Debug for Tensor {
 
 impl Tensor {
     pub fn from_storage(storage: Arc<Storage>, layout: Layout) -> Tensor {
-        Tensor(Arc::new(TensorInner { storage, layout }))
+        Tensor(Arc::new(TensorInner {
+            storage,
+            layout,
+            grad: GradMeta::default(),
+        }))
+    }
+
+    // *** autograd metadata ***
+
+    /// Identity of this tensor object (not of its storage), for gradient bookkeeping.
+    pub fn id(&self) -> usize {
+        Arc::as_ptr(&self.0) as usize
+    }
+    pub fn requires_grad(&self) -> bool {
+        self.0.grad.node.is_some() || self.0.grad.requires_grad.load(Ordering::Relaxed)
+    }
+    pub fn set_requires_grad(&self, value: bool) -> Result<()> {
+        if value && !self.dtype().is_float() {
+            return Err(Error::runtime(format!(
+                "only Tensors of floating point and complex dtype can require gradients (got {})",
+                self.dtype().name()
+            )));
+        }
+        if !value && self.0.grad.node.is_some() {
+            return Err(Error::runtime(
+                "you can only change requires_grad flags of leaf variables. If you want to use a computed variable in a subgraph that doesn't require differentiation use var_no_grad = var.detach().",
+            ));
+        }
+        self.0.grad.requires_grad.store(value, Ordering::Relaxed);
+        Ok(())
+    }
+    pub fn node(&self) -> Option<&Arc<Node>> {
+        self.0.grad.node.as_ref()
+    }
+    pub fn is_leaf(&self) -> bool {
+        self.0.grad.node.is_none()
+    }
+    pub fn grad(&self) -> Option<Tensor> {
+        self.0
+            .grad
+            .grad
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+    pub fn set_grad(&self, g: Option<Tensor>) {
+        *self.0.grad.grad.lock().unwrap_or_else(|e| e.into_inner()) = g;
+    }
+    pub fn retain_grad(&self) {
+        if !self.is_leaf() {
+            self.0.grad.retains_grad.store(true, Ordering::Relaxed);
+        }
+    }
+    pub fn retains_grad(&self) -> bool {
+        self.0.grad.retains_grad.load(Ordering::Relaxed)
+    }
+    pub fn register_hook(&self, hook: GradHook) -> usize {
+        let mut hooks = self.0.grad.hooks.lock().unwrap_or_else(|e| e.into_inner());
+        hooks.push(hook);
+        hooks.len() - 1
+    }
+    pub fn hooks(&self) -> Vec<GradHook> {
+        self.0
+            .grad
+            .hooks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The same values, cut from the graph (shares storage).
+    pub fn detach(&self) -> Tensor {
+        Tensor::from_storage(self.0.storage.clone(), self.0.layout.clone())
+    }
+
+    /// This result with a backward node attached (a new tensor object on the same storage).
+    pub fn with_node(&self, node: Arc<Node>) -> Tensor {
+        Tensor(Arc::new(TensorInner {
+            storage: self.0.storage.clone(),
+            layout: self.0.layout.clone(),
+            grad: GradMeta {
+                node: Some(node),
+                ..GradMeta::default()
+            },
+        }))
+    }
+
+    /// Attaches `op` as this result's node when grad mode is on and an input requires grad.
+    pub fn record(self, inputs: &[&Tensor], op: impl FnOnce() -> Op) -> Tensor {
+        if !op::is_grad_enabled() || !inputs.iter().any(|t| t.requires_grad()) {
+            return self;
+        }
+        if !self.dtype().is_float() {
+            return self;
+        }
+        let op = op();
+        self.with_node(Node::new(op::node_name(&op), op))
     }
 
     /// A contiguous tensor owning `data`.
@@ -58,7 +170,47 @@ impl Tensor {
 
     /// The same storage seen through another layout (all movement ops end here).
     pub fn with_layout(&self, layout: Layout) -> Tensor {
-        Tensor::from_storage(self.0.storage.clone(), layout)
+        let out = Tensor::from_storage(self.0.storage.clone(), layout.clone());
+        out.record(&[self], || Op::View {
+            x: self.clone(),
+            layout,
+        })
+    }
+
+    /// The storage seen through `layout`, recorded as a view of `self` (used by backward).
+    pub fn as_view(&self, layout: Layout) -> Tensor {
+        self.with_layout(layout)
+    }
+
+    /// Sums `src` (shaped like `view_layout`) onto the elements of `x_layout` over a storage
+    /// of `storage_len` elements: the gradient of a view (overlapping views such as expand
+    /// accumulate). Differentiable: its own gradient is the view again.
+    pub fn view_scatter(
+        src: &Tensor,
+        x_layout: &Layout,
+        view_layout: &Layout,
+        storage_len: usize,
+    ) -> Result<Tensor> {
+        let out = op::no_grad(|| -> Result<Tensor> {
+            let vals = src.to_vec_as::<f64>();
+            let mut buf = vec![0f64; storage_len];
+            for (o, v) in view_layout.offsets().zip(&vals) {
+                buf[o] += v;
+            }
+            let gathered: Vec<f64> = x_layout.offsets().map(|o| buf[o]).collect();
+            Ok(Tensor::from_vec(gathered, x_layout.shape())?.to_dtype(src.dtype()))
+        })?;
+        Ok(out.record(&[src], || Op::ViewScatter {
+            src: src.clone(),
+            x_layout: x_layout.clone(),
+            view_layout: view_layout.clone(),
+            storage_len,
+        }))
+    }
+
+    /// A contiguous copy that is never recorded (gradient buffers, scratch results).
+    pub fn contiguous_copy(&self) -> Tensor {
+        op::no_grad(|| self.deep_copy())
     }
 
     pub fn storage(&self) -> &Arc<Storage> {
@@ -121,9 +273,10 @@ impl Tensor {
 
     /// A fresh contiguous copy (`clone()` in torch terms).
     pub fn deep_copy(&self) -> Tensor {
-        with_dtype!(self.dtype(), T, {
+        let out = with_dtype!(self.dtype(), T, {
             Tensor::from_vec(self.to_vec::<T>(), self.shape()).expect("same size")
-        })
+        });
+        out.record(&[self], || Op::Clone { x: self.clone() })
     }
 
     /// `clone()` as torch does it: a dense, non-overlapping layout (e.g. a transpose) keeps its
@@ -150,6 +303,11 @@ impl Tensor {
         if dtype == self.dtype() {
             return self.clone();
         }
+        let out = op::no_grad(|| self.cast_impl(dtype));
+        out.record(&[self], || Op::Cast { x: self.clone() })
+    }
+
+    fn cast_impl(&self, dtype: DType) -> Tensor {
         with_dtype!(self.dtype(), S, {
             let v = self.to_vec::<S>();
             with_dtype!(dtype, D, {

@@ -5,6 +5,7 @@ use super::Tensor;
 use crate::dtype::{DType, Elem};
 use crate::error::{Error, Result};
 use crate::kernels::reduce::{arg_extreme, rows, rows_inplace, sum_f64};
+use crate::op::Op;
 use crate::shape::normalize_dims;
 use crate::with_dtype;
 
@@ -86,6 +87,31 @@ impl Tensor {
     }
 
     pub fn reduce(
+        &self,
+        op: ReduceOp,
+        dims: &[i64],
+        keepdim: bool,
+        dtype: Option<DType>,
+    ) -> Result<Tensor> {
+        let x = match dtype {
+            Some(d) if d != self.dtype() && d != DType::Bool => self.to_dtype(d),
+            _ => self.clone(),
+        };
+        let out = crate::op::no_grad(|| self.reduce_impl(op, dims, keepdim, dtype))?;
+        if matches!(op, ReduceOp::All | ReduceOp::Any) {
+            return Ok(out);
+        }
+        let saved = out.detach();
+        Ok(out.record(&[&x], || Op::Reduce {
+            op,
+            x: x.clone(),
+            dims: dims.to_vec(),
+            keepdim,
+            out: saved,
+        }))
+    }
+
+    fn reduce_impl(
         &self,
         op: ReduceOp,
         dims: &[i64],
@@ -200,6 +226,25 @@ impl Tensor {
         keepdim: bool,
         take_sqrt: bool,
     ) -> Result<Tensor> {
+        let out = crate::op::no_grad(|| self.var_impl(dims, correction, keepdim, take_sqrt))?;
+        let saved = out.detach();
+        Ok(out.record(&[self], || Op::Var {
+            x: self.clone(),
+            dims: dims.to_vec(),
+            correction,
+            keepdim,
+            sqrt: take_sqrt,
+            out: saved,
+        }))
+    }
+
+    fn var_impl(
+        &self,
+        dims: &[i64],
+        correction: f64,
+        keepdim: bool,
+        take_sqrt: bool,
+    ) -> Result<Tensor> {
         let dt = self.dtype();
         if !dt.is_float() {
             return Err(Error::NotImplemented(format!(
@@ -224,6 +269,24 @@ impl Tensor {
 
     /// Values and indices of the max/min along one dim.
     pub fn max_min_dim(&self, dim: i64, keepdim: bool, want_max: bool) -> Result<(Tensor, Tensor)> {
+        let (v, i) = crate::op::no_grad(|| self.max_min_dim_impl(dim, keepdim, want_max))?;
+        let d = self.dim(dim)?;
+        let saved = i.clone();
+        let v = v.record(&[self], || Op::MaxDim {
+            x: self.clone(),
+            dim: d,
+            keepdim,
+            indices: saved,
+        });
+        Ok((v, i))
+    }
+
+    fn max_min_dim_impl(
+        &self,
+        dim: i64,
+        keepdim: bool,
+        want_max: bool,
+    ) -> Result<(Tensor, Tensor)> {
         let d = self.dim(dim)?;
         let rows_ = self.as_rows(&[dim])?;
         if rows_.r == 0 {
@@ -309,6 +372,17 @@ impl Tensor {
     }
 
     pub fn softmax(&self, dim: i64, log: bool) -> Result<Tensor> {
+        let out = crate::op::no_grad(|| self.softmax_impl(dim, log))?;
+        let saved = out.detach();
+        Ok(out.record(&[self], || Op::Softmax {
+            x: self.clone(),
+            out: saved,
+            dim,
+            log,
+        }))
+    }
+
+    fn softmax_impl(&self, dim: i64, log: bool) -> Result<Tensor> {
         let dt = if self.dtype().is_float() {
             self.dtype()
         } else {
@@ -341,6 +415,15 @@ impl Tensor {
     }
 
     pub fn cumsum(&self, dim: i64, dtype: Option<DType>) -> Result<Tensor> {
+        let x = match dtype {
+            Some(d) if d != self.dtype() => self.to_dtype(d),
+            _ => self.clone(),
+        };
+        let out = crate::op::no_grad(|| x.cumsum_impl(dim, None))?;
+        Ok(out.record(&[&x], || Op::Cumsum { x: x.clone(), dim }))
+    }
+
+    fn cumsum_impl(&self, dim: i64, dtype: Option<DType>) -> Result<Tensor> {
         let src = match dtype {
             Some(d) => self.to_dtype(d),
             None => self.clone(),

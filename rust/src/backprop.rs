@@ -1,0 +1,487 @@
+//! Reverse mode: order the recorded nodes once, then run one exhaustive `match` over the ops,
+//! each arm the gradient formula of one primitive written with ordinary tensor ops (so that
+//! `create_graph` records the backward pass too).
+
+use crate::dtype::DType;
+use crate::error::{Error, Result};
+use crate::layout::Layout;
+use crate::op::{self, GradModeGuard, Op};
+use crate::tensor::math::{Arg, BinaryOp as B, UnaryOp as U};
+use crate::tensor::reduce::ReduceOp as R;
+use crate::tensor::{Scalar, Tensor};
+use std::collections::{HashMap, HashSet};
+
+/// Where the gradients of a backward pass go.
+pub enum Sink<'a> {
+    /// `tensor.backward()`: accumulate into the leaves' `.grad`.
+    Leaves,
+    /// `autograd.grad(outputs, inputs)`: return the gradients of these tensors.
+    Inputs(&'a [Tensor]),
+}
+
+/// Runs backward from `roots` (each with its incoming gradient). Returns the gradients for
+/// `Sink::Inputs` (None where an input is unreachable), nothing for `Sink::Leaves`.
+pub fn backward(
+    roots: &[(Tensor, Tensor)],
+    sink: Sink,
+    retain_graph: bool,
+    create_graph: bool,
+) -> Result<Vec<Option<Tensor>>> {
+    for (t, _) in roots {
+        if !t.requires_grad() {
+            return Err(Error::runtime(
+                "element 0 of tensors does not require grad and does not have a grad_fn",
+            ));
+        }
+    }
+    let order = topo_order(roots.iter().map(|(t, _)| t));
+    let wanted: HashSet<usize> = match &sink {
+        Sink::Inputs(ts) => ts.iter().map(|t| t.id()).collect(),
+        Sink::Leaves => HashSet::new(),
+    };
+    let mut grads: HashMap<usize, Tensor> = HashMap::new();
+    let _mode = GradModeGuard::new(create_graph);
+    for (t, g) in roots {
+        accumulate(&mut grads, t, g.clone())?;
+    }
+    let mut results: HashMap<usize, Tensor> = HashMap::new();
+    for t in order {
+        let Some(mut g) = grads.remove(&t.id()) else {
+            continue;
+        };
+        for hook in t.hooks() {
+            if let Some(new) = hook(&g)? {
+                g = new;
+            }
+        }
+        if wanted.contains(&t.id()) {
+            results.insert(t.id(), g.clone());
+        }
+        let Some(node) = t.node().cloned() else {
+            if matches!(sink, Sink::Leaves) && t.requires_grad() {
+                store_grad(&t, g)?;
+            }
+            continue;
+        };
+        if t.retains_grad() && matches!(sink, Sink::Leaves) {
+            store_grad(&t, g.clone())?;
+        }
+        let input_grads = node.with_op(!retain_graph, |o| grad_of(o, &g))?;
+        for (input, ig) in node.inputs.iter().zip(input_grads) {
+            if let Some(ig) = ig {
+                if input.requires_grad() {
+                    accumulate(&mut grads, input, ig)?;
+                }
+            }
+        }
+    }
+    Ok(match sink {
+        Sink::Inputs(ts) => ts.iter().map(|t| results.remove(&t.id())).collect(),
+        Sink::Leaves => vec![],
+    })
+}
+
+/// Tensors reachable from the roots, each after every tensor that uses it.
+fn topo_order<'a>(roots: impl Iterator<Item = &'a Tensor>) -> Vec<Tensor> {
+    let mut seen = HashSet::new();
+    let mut post = Vec::new();
+    // Iterative DFS: (tensor, children pushed?) so deep graphs cannot overflow the stack.
+    let mut stack: Vec<(Tensor, bool)> = roots.map(|t| (t.clone(), false)).collect();
+    stack.reverse();
+    while let Some((t, expanded)) = stack.pop() {
+        if expanded {
+            post.push(t);
+            continue;
+        }
+        if !seen.insert(t.id()) {
+            continue;
+        }
+        stack.push((t.clone(), true));
+        if let Some(node) = t.node() {
+            for input in node.inputs.iter().rev() {
+                if input.requires_grad() && !seen.contains(&input.id()) {
+                    stack.push((input.clone(), false));
+                }
+            }
+        }
+    }
+    post.reverse();
+    post
+}
+
+fn accumulate(grads: &mut HashMap<usize, Tensor>, t: &Tensor, g: Tensor) -> Result<()> {
+    let g = fit(t, g)?;
+    let total = match grads.remove(&t.id()) {
+        Some(prev) => prev.binary_t(B::Add, &g)?,
+        None => g,
+    };
+    grads.insert(t.id(), total);
+    Ok(())
+}
+
+/// `.grad += g` (a fresh contiguous tensor the first time, like torch).
+fn store_grad(t: &Tensor, g: Tensor) -> Result<()> {
+    let g = fit(t, g)?;
+    let new = match t.grad() {
+        Some(prev) => prev.binary_t(B::Add, &g)?,
+        None => {
+            if op::is_grad_enabled() {
+                g
+            } else {
+                g.contiguous_copy()
+            }
+        }
+    };
+    t.set_grad(Some(new));
+    Ok(())
+}
+
+/// A gradient in the tensor's dtype and shape.
+fn fit(t: &Tensor, g: Tensor) -> Result<Tensor> {
+    let g = if g.dtype() != t.dtype() {
+        g.to_dtype(t.dtype())
+    } else {
+        g
+    };
+    if g.shape() != t.shape() {
+        return sum_to(&g, t.shape());
+    }
+    Ok(g)
+}
+
+/// Sums a broadcast gradient back to `shape` (the adjoint of broadcasting).
+pub fn sum_to(g: &Tensor, shape: &[usize]) -> Result<Tensor> {
+    if g.shape() == shape {
+        return Ok(g.clone());
+    }
+    let extra = g.dims() - shape.len();
+    let mut dims: Vec<i64> = (0..extra as i64).collect();
+    for (i, &s) in shape.iter().enumerate() {
+        if s == 1 && g.shape()[extra + i] != 1 {
+            dims.push((extra + i) as i64);
+        }
+    }
+    let s = if dims.is_empty() {
+        g.clone()
+    } else {
+        g.reduce(R::Sum, &dims, true, None)?
+    };
+    let target: Vec<i64> = shape.iter().map(|&d| d as i64).collect();
+    s.reshape(&target)
+}
+
+fn scalar(v: f64, dt: DType) -> Tensor {
+    Tensor::scalar(Scalar::Float(v), dt)
+}
+
+fn mul(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    a.binary_t(B::Mul, b)
+}
+
+fn muls(a: &Tensor, v: f64) -> Result<Tensor> {
+    a.binary_s(B::Mul, Scalar::Float(v))
+}
+
+/// Re-inserts reduced dims (size 1) so a reduced gradient broadcasts against the input.
+fn unsqueeze_dims(g: &Tensor, x: &Tensor, dims: &[i64], keepdim: bool) -> Result<Tensor> {
+    if keepdim || x.dims() == 0 {
+        return Ok(g.clone());
+    }
+    let nd = x.dims();
+    let mut ds: Vec<usize> = if dims.is_empty() {
+        (0..nd).collect()
+    } else {
+        crate::shape::normalize_dims(dims, nd)?
+    };
+    ds.sort_unstable();
+    let mut out = g.clone();
+    for d in ds {
+        out = out.unsqueeze(d as i64)?;
+    }
+    Ok(out)
+}
+
+/// The gradient of each input of `op`, given the gradient `g` of its output.
+fn grad_of(op: &Op, g: &Tensor) -> Result<Vec<Option<Tensor>>> {
+    Ok(match op {
+        Op::Binary { op, lhs, rhs, out } => {
+            let (a, b) = (lhs, rhs);
+            let (ga, gb) = match op {
+                B::Add => (g.clone(), g.clone()),
+                B::Sub => (g.clone(), g.unary(U::Neg)?),
+                B::Mul => (mul(g, b)?, mul(g, a)?),
+                B::Div => {
+                    let ga = g.binary_t(B::Div, b)?;
+                    // -g * a / b^2 = -ga * out / a ... computed directly for a == 0.
+                    let gb = mul(&ga, out)?.unary(U::Neg)?;
+                    (ga, gb)
+                }
+                B::Pow => {
+                    // d/da a^b = b * a^(b-1);  d/db a^b = a^b * ln(a) (0 where a == 0 and b >= 0).
+                    let bm1 = b.binary_s(B::Sub, Scalar::Int(1))?;
+                    let ga = mul(&mul(g, b)?, &a.binary_t(B::Pow, &bm1)?)?;
+                    let lna = a.unary(U::Log)?;
+                    let zero = a
+                        .binary_s(B::Eq, Scalar::Int(0))?
+                        .binary_t(B::LogicalAnd, &b.binary_s(B::Ge, Scalar::Int(0))?)?;
+                    let d = mul(out, &lna)?;
+                    let d = Tensor::where_(
+                        &zero,
+                        Arg::tensor(&scalar(0.0, d.dtype())),
+                        Arg::tensor(&d),
+                    )?;
+                    (ga, mul(g, &d)?)
+                }
+                B::Maximum | B::Minimum => {
+                    // Ties split the gradient in half, like torch.
+                    let half = muls(g, 0.5)?;
+                    let eq = a.binary_t(B::Eq, b)?;
+                    let a_wins = if *op == B::Maximum {
+                        a.binary_t(B::Gt, b)?
+                    } else {
+                        a.binary_t(B::Lt, b)?
+                    };
+                    let z = scalar(0.0, g.dtype());
+                    let pick = |win: &Tensor| -> Result<Tensor> {
+                        let t = Tensor::where_(win, Arg::tensor(g), Arg::tensor(&z))?;
+                        Tensor::where_(&eq, Arg::tensor(&half), Arg::tensor(&t))
+                    };
+                    let b_wins = a_wins
+                        .unary(U::LogicalNot)?
+                        .binary_t(B::LogicalAnd, &eq.unary(U::LogicalNot)?)?;
+                    (pick(&a_wins)?, pick(&b_wins)?)
+                }
+                B::Rem => {
+                    let q = a.binary_t(B::FloorDiv, b)?;
+                    (g.clone(), mul(g, &q)?.unary(U::Neg)?)
+                }
+                _ => {
+                    return Err(Error::runtime(format!(
+                        "the derivative of {} is not implemented",
+                        op.name()
+                    )))
+                }
+            };
+            vec![Some(ga), Some(gb)]
+        }
+        Op::Unary { op, x, out } => {
+            let one = |t: &Tensor| scalar(1.0, t.dtype());
+            let gx = match op {
+                U::Neg => g.unary(U::Neg)?,
+                U::Abs => mul(g, &x.unary(U::Sign)?)?,
+                U::Sign | U::Floor | U::Ceil | U::Round | U::Trunc => muls(g, 0.0)?,
+                U::Exp => mul(g, out)?,
+                U::Log => g.binary_t(B::Div, x)?,
+                U::Log1p => g.binary_t(B::Div, &x.binary_s(B::Add, Scalar::Int(1))?)?,
+                U::Sqrt => g.binary_t(B::Div, &muls(out, 2.0)?)?,
+                U::Rsqrt => mul(&muls(g, -0.5)?, &mul(&mul(out, out)?, out)?)?,
+                U::Sin => mul(g, &x.unary(U::Cos)?)?,
+                U::Cos => mul(g, &x.unary(U::Sin)?.unary(U::Neg)?)?,
+                U::Tanh => mul(g, &one(out).binary_t(B::Sub, &mul(out, out)?)?)?,
+                U::Sigmoid => mul(g, &mul(out, &one(out).binary_t(B::Sub, out)?)?)?,
+                U::Relu => {
+                    let pos = out.binary_s(B::Gt, Scalar::Int(0))?;
+                    Tensor::where_(&pos, Arg::tensor(g), Arg::tensor(&scalar(0.0, g.dtype())))?
+                }
+                U::Gelu => {
+                    // Φ(x) + x φ(x), with Φ the normal CDF and φ its density.
+                    let erf = muls(x, std::f64::consts::FRAC_1_SQRT_2)?.unary(U::Erf)?;
+                    let cdf = muls(&erf, 0.5)?.binary_s(B::Add, Scalar::Float(0.5))?;
+                    let pdf = muls(&mul(x, x)?, -0.5)?.unary(U::Exp)?;
+                    let pdf = muls(&pdf, 1.0 / (2.0 * std::f64::consts::PI).sqrt())?;
+                    mul(g, &cdf.binary_t(B::Add, &mul(x, &pdf)?)?)?
+                }
+                U::Erf => {
+                    let d = muls(
+                        &muls(&mul(x, x)?, -1.0)?.unary(U::Exp)?,
+                        2.0 / std::f64::consts::PI.sqrt(),
+                    )?;
+                    mul(g, &d)?
+                }
+                U::GeluTanh => {
+                    let k = (2.0 / std::f64::consts::PI).sqrt();
+                    let x2 = mul(x, x)?;
+                    let inner = muls(&x.binary_t(B::Add, &muls(&mul(&x2, x)?, 0.044715)?)?, k)?;
+                    let t = inner.unary(U::Tanh)?;
+                    let dinner = muls(
+                        &muls(&x2, 3.0 * 0.044715)?.binary_s(B::Add, Scalar::Int(1))?,
+                        k,
+                    )?;
+                    let left = muls(&t.binary_s(B::Add, Scalar::Int(1))?, 0.5)?;
+                    let sech2 = one(&t).binary_t(B::Sub, &mul(&t, &t)?)?;
+                    let right = mul(&muls(x, 0.5)?, &mul(&sech2, &dinner)?)?;
+                    mul(g, &left.binary_t(B::Add, &right)?)?
+                }
+                U::Silu => {
+                    let s = x.unary(U::Sigmoid)?;
+                    let d = mul(
+                        &s,
+                        &one(&s).binary_t(B::Add, &mul(x, &one(&s).binary_t(B::Sub, &s)?)?)?,
+                    )?;
+                    mul(g, &d)?
+                }
+                U::Reciprocal => mul(g, &mul(out, out)?)?.unary(U::Neg)?,
+                U::LogicalNot | U::BitNot => return Ok(vec![None]),
+            };
+            vec![Some(gx)]
+        }
+        Op::Reduce {
+            op,
+            x,
+            dims,
+            keepdim,
+            out,
+        } => {
+            let gk = unsqueeze_dims(g, x, dims, *keepdim)?;
+            let ok = unsqueeze_dims(out, x, dims, *keepdim)?;
+            let gx = match op {
+                R::Sum => gk.broadcast_as(x.shape())?,
+                R::Mean => {
+                    let n = (x.elem_count().max(1) / ok.elem_count().max(1)) as f64;
+                    muls(&gk, 1.0 / n)?.broadcast_as(x.shape())?
+                }
+                R::Prod => mul(&gk, &ok.binary_t(B::Div, x)?)?,
+                R::Max | R::Min => {
+                    let hit = x.binary_t(B::Eq, &ok)?.to_dtype(g.dtype());
+                    let count = hit.reduce(R::Sum, dims, true, None)?;
+                    mul(&gk, &hit)?.binary_t(B::Div, &count)?
+                }
+                R::LogSumExp => mul(&gk, &x.binary_t(B::Sub, &ok)?.unary(U::Exp)?)?,
+                R::All | R::Any => return Ok(vec![None]),
+            };
+            vec![Some(gx)]
+        }
+        Op::Var {
+            x,
+            dims,
+            correction,
+            keepdim,
+            sqrt,
+            out,
+        } => {
+            let gk = unsqueeze_dims(g, x, dims, *keepdim)?;
+            let mean = x.reduce(R::Mean, dims, true, None)?;
+            let n = (x.elem_count().max(1) / gk.elem_count().max(1)) as f64;
+            let mut gx = mul(
+                &gk,
+                &muls(&x.binary_t(B::Sub, &mean)?, 2.0 / (n - correction))?,
+            )?;
+            if *sqrt {
+                let ok = unsqueeze_dims(out, x, dims, *keepdim)?;
+                gx = gx.binary_t(B::Div, &muls(&ok, 2.0)?)?;
+            }
+            vec![Some(gx)]
+        }
+        Op::MaxDim {
+            x,
+            dim,
+            keepdim,
+            indices,
+        } => {
+            let d = *dim as i64;
+            let (gk, ik) = if *keepdim || x.dims() == 0 {
+                (g.clone(), indices.clone())
+            } else {
+                (g.unsqueeze(d)?, indices.unsqueeze(d)?)
+            };
+            let zeros = Tensor::zeros(x.shape(), g.dtype())?;
+            vec![Some(zeros.scatter_add(d, &ik.contiguous_copy(), &gk)?)]
+        }
+        Op::Softmax {
+            x: _,
+            out,
+            dim,
+            log,
+        } => {
+            let gx = if *log {
+                let s = g.reduce(R::Sum, &[*dim], true, None)?;
+                g.binary_t(B::Sub, &mul(&out.unary(U::Exp)?, &s)?)?
+            } else {
+                let s = mul(g, out)?.reduce(R::Sum, &[*dim], true, None)?;
+                mul(out, &g.binary_t(B::Sub, &s)?)?
+            };
+            vec![Some(gx)]
+        }
+        Op::Cumsum { x: _, dim } => {
+            // Reverse cumulative sum: total - cumsum + g.
+            let total = g.reduce(R::Sum, &[*dim], true, None)?;
+            let c = g.cumsum(*dim, None)?;
+            vec![Some(total.binary_t(B::Sub, &c)?.binary_t(B::Add, g)?)]
+        }
+        Op::View { x, layout } => {
+            let gx = Tensor::view_scatter(g, x.layout(), layout, x.storage().len())?;
+            vec![Some(gx)]
+        }
+        Op::ViewScatter {
+            src: _,
+            x_layout,
+            view_layout,
+            storage_len,
+        } => {
+            // Adjoint: place g on x_layout's elements of a zero buffer, read it through the view.
+            let buf = Tensor::view_scatter(
+                g,
+                &Layout::contiguous(&[*storage_len]),
+                x_layout,
+                *storage_len,
+            )?;
+            vec![Some(buf.as_view(view_layout.clone()))]
+        }
+        Op::Matmul { a, b } => {
+            let ga = g.matmul(&b.transpose(-2, -1)?)?;
+            let gb = a.transpose(-2, -1)?.matmul(g)?;
+            vec![Some(sum_to(&ga, a.shape())?), Some(sum_to(&gb, b.shape())?)]
+        }
+        Op::Cat { xs, dim } => {
+            let mut start = 0;
+            let mut out = Vec::with_capacity(xs.len());
+            for x in xs {
+                if x.dims() == 1 && x.elem_count() == 0 && g.dims() != 1 {
+                    out.push(None);
+                    continue;
+                }
+                let n = x.shape()[*dim];
+                out.push(Some(g.narrow(*dim as i64, start as i64, n as i64)?));
+                start += n;
+            }
+            out
+        }
+        Op::Gather { x, dim, index } => {
+            let zeros = Tensor::zeros(x.shape(), g.dtype())?;
+            vec![Some(zeros.scatter_add(*dim, index, g)?)]
+        }
+        Op::ScatterAdd {
+            base: _,
+            dim,
+            index,
+            src: _,
+        } => vec![Some(g.clone()), Some(g.gather(*dim, index)?)],
+        Op::Index { x, index } => {
+            let zeros = Tensor::zeros(x.shape(), g.dtype())?;
+            vec![Some(zeros.index_put(index, g, true)?)]
+        }
+        Op::IndexPut {
+            base: _,
+            index,
+            values,
+            accumulate,
+        } => {
+            let gb = if *accumulate {
+                g.clone()
+            } else {
+                g.index_put(index, &scalar(0.0, g.dtype()), false)?
+            };
+            let gv = sum_to(&g.index(index)?, values.shape())?;
+            vec![Some(gb), Some(gv)]
+        }
+        Op::Where { cond, a: _, b: _ } => {
+            let z = scalar(0.0, g.dtype());
+            let ga = Tensor::where_(cond, Arg::tensor(g), Arg::tensor(&z))?;
+            let gb = Tensor::where_(cond, Arg::tensor(&z), Arg::tensor(g))?;
+            vec![Some(ga), Some(gb)]
+        }
+        Op::Cast { x } => vec![Some(g.to_dtype(x.dtype()))],
+        Op::Clone { .. } => vec![Some(g.clone())],
+        Op::External { backward, .. } => backward(std::slice::from_ref(g))?,
+    })
+}

@@ -1,0 +1,332 @@
+//! The recorded graph: grad mode, one `Op` variant per differentiable primitive, and the `Node`
+//! a result tensor points to. Ops are recorded only when grad mode is on and an input requires
+//! grad; what a node saves is only what its backward formula (in `backprop.rs`) reads.
+
+use crate::error::{Error, Result};
+use crate::layout::Layout;
+use crate::storage::Storage;
+use crate::tensor::math::{BinaryOp, UnaryOp};
+use crate::tensor::reduce::ReduceOp;
+use crate::tensor::{Tensor, TensorIndex};
+use std::cell::Cell;
+use std::sync::{Arc, Mutex};
+
+thread_local! {
+    static GRAD_ENABLED: Cell<bool> = const { Cell::new(true) };
+}
+
+/// Whether ops record the graph on this thread (torch's grad mode is per thread too).
+pub fn is_grad_enabled() -> bool {
+    GRAD_ENABLED.with(|g| g.get())
+}
+
+/// Sets grad mode for this thread and returns the previous mode.
+pub fn set_grad_enabled(enabled: bool) -> bool {
+    GRAD_ENABLED.with(|g| g.replace(enabled))
+}
+
+/// Restores the previous grad mode when dropped.
+pub struct GradModeGuard(bool);
+
+impl GradModeGuard {
+    pub fn new(enabled: bool) -> Self {
+        GradModeGuard(set_grad_enabled(enabled))
+    }
+}
+
+impl Drop for GradModeGuard {
+    fn drop(&mut self) {
+        set_grad_enabled(self.0);
+    }
+}
+
+/// Runs `f` with recording off (the internals of an op, the backward pass without
+/// `create_graph`).
+pub fn no_grad<R>(f: impl FnOnce() -> R) -> R {
+    let _g = GradModeGuard::new(false);
+    f()
+}
+
+/// A differentiable primitive with the inputs (and saved values) its backward needs.
+pub enum Op {
+    Binary {
+        op: BinaryOp,
+        lhs: Tensor,
+        rhs: Tensor,
+        out: Tensor,
+    },
+    Unary {
+        op: UnaryOp,
+        x: Tensor,
+        out: Tensor,
+    },
+    Reduce {
+        op: ReduceOp,
+        x: Tensor,
+        dims: Vec<i64>,
+        keepdim: bool,
+        out: Tensor,
+    },
+    Var {
+        x: Tensor,
+        dims: Vec<i64>,
+        correction: f64,
+        keepdim: bool,
+        sqrt: bool,
+        out: Tensor,
+    },
+    MaxDim {
+        x: Tensor,
+        dim: usize,
+        keepdim: bool,
+        indices: Tensor,
+    },
+    Softmax {
+        x: Tensor,
+        out: Tensor,
+        dim: i64,
+        log: bool,
+    },
+    Cumsum {
+        x: Tensor,
+        dim: i64,
+    },
+    /// Any movement op: the result is `x`'s storage seen through `layout`.
+    View {
+        x: Tensor,
+        layout: Layout,
+    },
+    /// The adjoint of `View`: sums a view-shaped gradient back onto `x_layout`'s elements.
+    ViewScatter {
+        src: Tensor,
+        x_layout: Layout,
+        view_layout: Layout,
+        storage_len: usize,
+    },
+    Matmul {
+        a: Tensor,
+        b: Tensor,
+    },
+    Cat {
+        xs: Vec<Tensor>,
+        dim: usize,
+    },
+    Gather {
+        x: Tensor,
+        dim: i64,
+        index: Tensor,
+    },
+    ScatterAdd {
+        base: Tensor,
+        dim: i64,
+        index: Tensor,
+        src: Tensor,
+    },
+    Index {
+        x: Tensor,
+        index: Vec<TensorIndex>,
+    },
+    IndexPut {
+        base: Tensor,
+        index: Vec<TensorIndex>,
+        values: Tensor,
+        accumulate: bool,
+    },
+    Where {
+        cond: Tensor,
+        a: Tensor,
+        b: Tensor,
+    },
+    Cast {
+        x: Tensor,
+    },
+    Clone {
+        x: Tensor,
+    },
+    /// A Python `autograd.Function` (or any external backward): called with the output grads.
+    External {
+        inputs: Vec<Tensor>,
+        backward: ExternalBackward,
+    },
+}
+
+pub type ExternalBackward = Arc<dyn Fn(&[Tensor]) -> Result<Vec<Option<Tensor>>> + Send + Sync>;
+
+impl Op {
+    /// The tensors gradients flow to, in order.
+    pub fn inputs(&self) -> Vec<Tensor> {
+        use Op::*;
+        match self {
+            Binary { lhs, rhs, .. } => vec![lhs.clone(), rhs.clone()],
+            Unary { x, .. }
+            | Reduce { x, .. }
+            | Var { x, .. }
+            | MaxDim { x, .. }
+            | Cumsum { x, .. }
+            | Softmax { x, .. } => vec![x.clone()],
+            View { x, .. } | Gather { x, .. } | Index { x, .. } | Cast { x } | Clone { x } => {
+                vec![x.clone()]
+            }
+            ViewScatter { src, .. } => vec![src.clone()],
+            Matmul { a, b } => vec![a.clone(), b.clone()],
+            Cat { xs, .. } => xs.clone(),
+            ScatterAdd { base, src, .. } => vec![base.clone(), src.clone()],
+            IndexPut { base, values, .. } => vec![base.clone(), values.clone()],
+            Where { a, b, .. } => vec![a.clone(), b.clone()],
+            External { inputs, .. } => inputs.clone(),
+        }
+    }
+}
+
+/// The backward node of a result tensor (its `grad_fn`).
+pub struct Node {
+    pub name: &'static str,
+    /// Where gradients go (kept after the formula's saved values are freed, so the graph can
+    /// still be walked and report a second backward clearly).
+    pub inputs: Vec<Tensor>,
+    /// The formula's data; `None` once freed by a backward without `retain_graph`.
+    op: Mutex<Option<Op>>,
+    /// Storage versions of the inputs when recorded: an in-place change is caught at backward.
+    versions: Vec<(Arc<Storage>, u64)>,
+}
+
+impl Node {
+    pub fn new(name: &'static str, op: Op) -> Arc<Node> {
+        let inputs = op.inputs();
+        let versions = saved_versions(&op);
+        Arc::new(Node {
+            name,
+            inputs,
+            op: Mutex::new(Some(op)),
+            versions,
+        })
+    }
+
+    /// Runs `f` on the op, optionally freeing it afterwards.
+    pub fn with_op<R>(&self, free: bool, f: impl FnOnce(&Op) -> Result<R>) -> Result<R> {
+        let mut guard = self.op.lock().unwrap_or_else(|e| e.into_inner());
+        let op = guard.as_ref().ok_or_else(|| {
+            Error::runtime(format!(
+                "Trying to backward through the graph a second time (or directly access saved tensors after they have already been freed) at {}. Saved intermediate values of the graph are freed when you call .backward() or autograd.grad(). Specify retain_graph=True if you need to backward through the graph a second time or if you need to access saved tensors after calling backward.",
+                self.name
+            ))
+        })?;
+        for (storage, v) in &self.versions {
+            if storage.version() != *v {
+                return Err(Error::runtime(format!(
+                    "one of the variables needed for gradient computation has been modified by an inplace operation: it is an input of {}, at version {} (expected version {v}). Hint: the backtrace further above shows the operation that failed to compute its gradient; avoid modifying that tensor in place (clone it first).",
+                    self.name,
+                    storage.version()
+                )));
+            }
+        }
+        let r = f(op)?;
+        if free {
+            *guard = None;
+        }
+        Ok(r)
+    }
+}
+
+/// The tensors whose values the backward formula reads, with their storage versions now.
+fn saved_versions(op: &Op) -> Vec<(Arc<Storage>, u64)> {
+    use Op::*;
+    let saved: Vec<&Tensor> = match op {
+        Binary {
+            op: bop, lhs, rhs, ..
+        } => match bop {
+            BinaryOp::Add | BinaryOp::Sub | BinaryOp::Rem => vec![],
+            _ => vec![lhs, rhs],
+        },
+        Unary { x, .. } | Reduce { x, .. } | Var { x, .. } | MaxDim { x, .. } => vec![x],
+        Matmul { a, b } => vec![a, b],
+        Where { cond, .. } => vec![cond],
+        Gather { index, .. } | ScatterAdd { index, .. } => vec![index],
+        _ => vec![],
+    };
+    saved
+        .into_iter()
+        .map(|t| (t.storage().clone(), t.storage().version()))
+        .collect()
+}
+
+/// torch's grad_fn name for a primitive.
+pub fn node_name(op: &Op) -> &'static str {
+    use Op::*;
+    match op {
+        Binary { op, .. } => match op {
+            BinaryOp::Add => "AddBackward0",
+            BinaryOp::Sub => "SubBackward0",
+            BinaryOp::Mul => "MulBackward0",
+            BinaryOp::Div => "DivBackward0",
+            BinaryOp::Pow => "PowBackward1",
+            BinaryOp::Maximum => "MaximumBackward0",
+            BinaryOp::Minimum => "MinimumBackward0",
+            BinaryOp::Rem => "RemainderBackward0",
+            _ => "BinaryBackward0",
+        },
+        Unary { op, .. } => match op {
+            UnaryOp::Neg => "NegBackward0",
+            UnaryOp::Abs => "AbsBackward0",
+            UnaryOp::Exp => "ExpBackward0",
+            UnaryOp::Log => "LogBackward0",
+            UnaryOp::Log1p => "Log1PBackward0",
+            UnaryOp::Sqrt => "SqrtBackward0",
+            UnaryOp::Rsqrt => "RsqrtBackward0",
+            UnaryOp::Sin => "SinBackward0",
+            UnaryOp::Cos => "CosBackward0",
+            UnaryOp::Tanh => "TanhBackward0",
+            UnaryOp::Sigmoid => "SigmoidBackward0",
+            UnaryOp::Relu => "ReluBackward0",
+            UnaryOp::Gelu | UnaryOp::GeluTanh => "GeluBackward0",
+            UnaryOp::Silu => "SiluBackward0",
+            UnaryOp::Reciprocal => "ReciprocalBackward0",
+            UnaryOp::Erf => "ErfBackward0",
+            UnaryOp::Sign => "SignBackward0",
+            UnaryOp::Floor => "FloorBackward0",
+            UnaryOp::Ceil => "CeilBackward0",
+            UnaryOp::Round => "RoundBackward0",
+            UnaryOp::Trunc => "TruncBackward0",
+            UnaryOp::LogicalNot | UnaryOp::BitNot => "NotBackward0",
+        },
+        Reduce { op, dims, .. } => match (op, dims.is_empty()) {
+            (ReduceOp::Sum, true) => "SumBackward0",
+            (ReduceOp::Sum, false) => "SumBackward1",
+            (ReduceOp::Mean, true) => "MeanBackward0",
+            (ReduceOp::Mean, false) => "MeanBackward1",
+            (ReduceOp::Prod, _) => "ProdBackward0",
+            (ReduceOp::Max, _) => "AmaxBackward0",
+            (ReduceOp::Min, _) => "AminBackward0",
+            (ReduceOp::LogSumExp, _) => "LogsumexpBackward0",
+            _ => "ReduceBackward0",
+        },
+        Var { sqrt, .. } => {
+            if *sqrt {
+                "StdBackward0"
+            } else {
+                "VarBackward0"
+            }
+        }
+        MaxDim { .. } => "MaxBackward0",
+        Softmax { log, .. } => {
+            if *log {
+                "LogSoftmaxBackward0"
+            } else {
+                "SoftmaxBackward0"
+            }
+        }
+        Cumsum { .. } => "CumsumBackward0",
+        View { .. } => "ViewBackward0",
+        ViewScatter { .. } => "AsStridedScatterBackward0",
+        Matmul { .. } => "MmBackward0",
+        Cat { .. } => "CatBackward0",
+        Gather { .. } => "GatherBackward0",
+        ScatterAdd { .. } => "ScatterAddBackward0",
+        Index { .. } => "IndexBackward0",
+        IndexPut { .. } => "IndexPutBackward0",
+        Where { .. } => "WhereBackward0",
+        Cast { .. } => "ToCopyBackward0",
+        Clone { .. } => "CloneBackward0",
+        External { .. } => "BackwardCFunction",
+    }
+}
