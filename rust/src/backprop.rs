@@ -201,11 +201,23 @@ fn unsqueeze_dims(g: &Tensor, x: &Tensor, dims: &[i64], keepdim: bool) -> Result
     Ok(out)
 }
 
+/// A saved output, or (when this backward is itself recorded, `create_graph`) the output
+/// recomputed from the inputs, so that second derivatives see how it depends on them. Saved
+/// outputs are kept detached: a result holding its own node would be a reference cycle.
+fn live(out: &Tensor, recompute: impl FnOnce() -> Result<Tensor>) -> Result<Tensor> {
+    if op::is_grad_enabled() {
+        recompute()
+    } else {
+        Ok(out.clone())
+    }
+}
+
 /// The gradient of each input of `op`, given the gradient `g` of its output.
 fn grad_of(op: &Op, g: &Tensor) -> Result<Vec<Option<Tensor>>> {
     Ok(match op {
         Op::Binary { op, lhs, rhs, out } => {
             let (a, b) = (lhs, rhs);
+            let out = &live(out, || a.binary_t(*op, b))?;
             let (ga, gb) = match op {
                 B::Add => (g.clone(), g.clone()),
                 B::Sub => (g.clone(), g.unary(U::Neg)?),
@@ -265,6 +277,7 @@ fn grad_of(op: &Op, g: &Tensor) -> Result<Vec<Option<Tensor>>> {
             vec![Some(ga), Some(gb)]
         }
         Op::Unary { op, x, out } => {
+            let out = &live(out, || x.unary(*op))?;
             let one = |t: &Tensor| scalar(1.0, t.dtype());
             let gx = match op {
                 U::Neg => g.unary(U::Neg)?,
@@ -332,6 +345,7 @@ fn grad_of(op: &Op, g: &Tensor) -> Result<Vec<Option<Tensor>>> {
             keepdim,
             out,
         } => {
+            let out = &live(out, || x.reduce(*op, dims, *keepdim, None))?;
             let gk = unsqueeze_dims(g, x, dims, *keepdim)?;
             let ok = unsqueeze_dims(out, x, dims, *keepdim)?;
             let gx = match op {
@@ -359,6 +373,7 @@ fn grad_of(op: &Op, g: &Tensor) -> Result<Vec<Option<Tensor>>> {
             sqrt,
             out,
         } => {
+            let out = &live(out, || x.var(dims, *correction, *keepdim, *sqrt))?;
             let gk = unsqueeze_dims(g, x, dims, *keepdim)?;
             let mean = x.reduce(R::Mean, dims, true, None)?;
             let n = (x.elem_count().max(1) / gk.elem_count().max(1)) as f64;
@@ -387,12 +402,8 @@ fn grad_of(op: &Op, g: &Tensor) -> Result<Vec<Option<Tensor>>> {
             let zeros = Tensor::zeros(x.shape(), g.dtype())?;
             vec![Some(zeros.scatter_add(d, &ik.contiguous_copy(), &gk)?)]
         }
-        Op::Softmax {
-            x: _,
-            out,
-            dim,
-            log,
-        } => {
+        Op::Softmax { x, out, dim, log } => {
+            let out = &live(out, || x.softmax(*dim, *log))?;
             let gx = if *log {
                 let s = g.reduce(R::Sum, &[*dim], true, None)?;
                 g.binary_t(B::Sub, &mul(&out.unary(U::Exp)?, &s)?)?
@@ -408,7 +419,7 @@ fn grad_of(op: &Op, g: &Tensor) -> Result<Vec<Option<Tensor>>> {
             let c = g.cumsum(*dim, None)?;
             vec![Some(total.binary_t(B::Sub, &c)?.binary_t(B::Add, g)?)]
         }
-        Op::View { x, layout } => {
+        Op::View { x, layout, .. } => {
             let gx = Tensor::view_scatter(g, x.layout(), layout, x.storage().len())?;
             vec![Some(gx)]
         }

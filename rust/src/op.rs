@@ -95,6 +95,7 @@ pub enum Op {
     View {
         x: Tensor,
         layout: Layout,
+        name: &'static str,
     },
     /// The adjoint of `View`: sums a view-shaped gradient back onto `x_layout`'s elements.
     ViewScatter {
@@ -316,7 +317,7 @@ pub fn node_name(op: &Op) -> &'static str {
             }
         }
         Cumsum { .. } => "CumsumBackward0",
-        View { .. } => "ViewBackward0",
+        View { name, .. } => name,
         ViewScatter { .. } => "AsStridedScatterBackward0",
         Matmul { .. } => "MmBackward0",
         Cat { .. } => "CatBackward0",

@@ -1205,6 +1205,7 @@ impl PyTensor {
         Ok(slf)
     }
     fn copy_<'py>(slf: PyRef<'py, Self>, src: &Bound<'py, PyAny>) -> PyResult<PyRef<'py, Self>> {
+        slf.check_inplace("copy_")?;
         let s = match Other::parse(src) {
             Some(Other::T(t)) | Some(Other::S(t)) => t,
             None => {
@@ -1217,6 +1218,7 @@ impl PyTensor {
         Ok(slf)
     }
     fn fill_<'py>(slf: PyRef<'py, Self>, value: &Bound<'py, PyAny>) -> PyResult<PyRef<'py, Self>> {
+        slf.check_inplace("fill_")?;
         let v = parse_other(value, "fill_")?;
         let t = match &v {
             Other::T(t) | Other::S(t) => t,
@@ -1231,6 +1233,7 @@ impl PyTensor {
         Ok(slf)
     }
     fn zero_(slf: PyRef<'_, Self>) -> PyResult<PyRef<'_, Self>> {
+        slf.check_inplace("zero_")?;
         slf.t
             .copy_(&Tensor::scalar(Scalar::Int(0), slf.t.dtype()))?;
         Ok(slf)
@@ -1683,16 +1686,22 @@ impl PyTensor {
     /// An in-place op: `result` was computed out of place from self; its values go into self's
     /// memory and its history becomes self's (torch's rebase of an in-place op).
     pub fn write_result(&mut self, op: &str, result: &Tensor) -> PyResult<()> {
-        if crate::op::is_grad_enabled() && self.t.is_leaf() && self.t.requires_grad() {
-            return Err(PyRuntimeError::new_err(format!(
-                "a leaf Variable that requires grad is being used in an in-place operation ({op}). Use torch.no_grad() around it, or work on a clone."
-            )));
-        }
+        self.check_inplace(op)?;
         crate::op::no_grad(|| self.t.assign_result(op, result))?;
         if let Some(node) = result.node() {
             if result.dtype() == self.t.dtype() {
                 self.t = self.t.detach().with_node(node.clone());
             }
+        }
+        Ok(())
+    }
+
+    /// torch refuses in-place writes to a leaf that requires grad while recording.
+    pub fn check_inplace(&self, op: &str) -> PyResult<()> {
+        if crate::op::is_grad_enabled() && self.t.is_leaf() && self.t.requires_grad() {
+            return Err(PyRuntimeError::new_err(format!(
+                "a leaf Variable that requires grad is being used in an in-place operation ({op}). Use torch.no_grad() around it, or work on a clone."
+            )));
         }
         Ok(())
     }

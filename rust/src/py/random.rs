@@ -309,6 +309,7 @@ fn normal_(
     std: f64,
     generator: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<()> {
+    t.check_inplace("normal_")?;
     check_float(&t.t, "normal_kernel_cpu")?;
     if std < 0.0 {
         return Err(PyRuntimeError::new_err(format!(
@@ -347,6 +348,7 @@ fn uniform_(
     to: f64,
     generator: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<()> {
+    t.check_inplace("uniform_")?;
     check_float(&t.t, "check_uniform_bounds")?;
     if !from_.is_finite() || !to.is_finite() {
         return Err(PyRuntimeError::new_err(format!(
@@ -376,6 +378,7 @@ fn exponential_(
     lambd: f64,
     generator: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<()> {
+    t.check_inplace("exponential_")?;
     check_float(&t.t, "exponential_cpu")?;
     if lambd.is_nan() || lambd <= 0.0 {
         return Err(PyRuntimeError::new_err(format!(
@@ -401,6 +404,7 @@ fn bernoulli_(
     p: Option<&Bound<'_, PyAny>>,
     generator: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<()> {
+    t.check_inplace("bernoulli_")?;
     let g = gen_of(generator)?;
     let target = fill_order(&t.t);
     let shape = target.shape().to_vec();

@@ -134,8 +134,18 @@ impl Tensor {
     pub fn index(&self, index: &[TensorIndex]) -> Result<Tensor> {
         let Split { view, adv } = crate::op::no_grad(|| self.split_index(index))?;
         if adv.is_empty() {
-            // Basic indexing is a view: recorded as one.
-            return Ok(self.with_layout(view.layout().clone()));
+            // Basic indexing is a view: recorded as one, named like torch's last step.
+            let name = if index.iter().any(|i| matches!(i, TensorIndex::Int(_))) {
+                "SelectBackward0"
+            } else if index
+                .iter()
+                .all(|i| matches!(i, TensorIndex::NewAxis | TensorIndex::Ellipsis))
+            {
+                "UnsqueezeBackward0"
+            } else {
+                "SliceBackward0"
+            };
+            return Ok(self.view_named(view.layout().clone(), name));
         }
         let out = crate::op::no_grad(|| Tensor::gather_advanced(&view, &adv))?;
         Ok(out.record(&[self], || Op::Index {

@@ -170,10 +170,16 @@ impl Tensor {
 
     /// The same storage seen through another layout (all movement ops end here).
     pub fn with_layout(&self, layout: Layout) -> Tensor {
+        self.view_named(layout, "ViewBackward0")
+    }
+
+    /// A view recorded under torch's grad_fn name for the movement op that made it.
+    pub fn view_named(&self, layout: Layout, name: &'static str) -> Tensor {
         let out = Tensor::from_storage(self.0.storage.clone(), layout.clone());
         out.record(&[self], || Op::View {
             x: self.clone(),
             layout,
+            name,
         })
     }
 

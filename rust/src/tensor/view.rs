@@ -38,7 +38,7 @@ impl Tensor {
         if n == 0 {
             return Ok(self.clone());
         }
-        Ok(self.with_layout(self.layout().transpose(d0, d1)))
+        Ok(self.view_named(self.layout().transpose(d0, d1), "TransposeBackward0"))
     }
 
     /// `t()`: transpose of a matrix; vectors and scalars are returned as they are.
@@ -61,18 +61,21 @@ impl Tensor {
             .iter()
             .map(|&d| normalize_dim(d, n))
             .collect::<Result<Vec<_>>>()?;
-        Ok(self.with_layout(self.layout().permute(&perm)?))
+        Ok(self.view_named(self.layout().permute(&perm)?, "PermuteBackward0"))
     }
 
     /// Reverses all dims (`.T`).
     pub fn reverse_dims(&self) -> Tensor {
         let perm: Vec<usize> = (0..self.dims()).rev().collect();
-        self.with_layout(self.layout().permute(&perm).expect("valid permutation"))
+        self.view_named(
+            self.layout().permute(&perm).expect("valid permutation"),
+            "PermuteBackward0",
+        )
     }
 
     pub fn unsqueeze(&self, dim: i64) -> Result<Tensor> {
         let dim = normalize_dim(dim, self.dims() + 1)?;
-        Ok(self.with_layout(self.layout().unsqueeze(dim)))
+        Ok(self.view_named(self.layout().unsqueeze(dim), "UnsqueezeBackward0"))
     }
 
     /// Removes the given dims where their size is 1 (all size-1 dims when `dims` is None).
@@ -81,7 +84,7 @@ impl Tensor {
             None => (0..self.dims()).collect(),
             Some(d) => normalize_dims(d, self.dims())?,
         };
-        Ok(self.with_layout(self.layout().squeeze_dims(&dims)))
+        Ok(self.view_named(self.layout().squeeze_dims(&dims), "SqueezeBackward0"))
     }
 
     pub fn flatten(&self, start: i64, end: i64) -> Result<Tensor> {
@@ -149,7 +152,7 @@ impl Tensor {
         if shape == self.shape() {
             return Ok(self.clone());
         }
-        Ok(self.with_layout(self.layout().broadcast_as(shape)?))
+        Ok(self.view_named(self.layout().broadcast_as(shape)?, "ExpandBackward0"))
     }
 
     pub fn narrow(&self, dim: i64, start: i64, len: i64) -> Result<Tensor> {
@@ -165,7 +168,10 @@ impl Tensor {
         if len < 0 {
             return Err(Error::runtime("narrow(): length must be non-negative."));
         }
-        Ok(self.with_layout(self.layout().narrow(d, start as usize, len as usize)?))
+        Ok(self.view_named(
+            self.layout().narrow(d, start as usize, len as usize)?,
+            "SliceBackward0",
+        ))
     }
 
     /// Python-style slice of one dim: negative and out-of-range bounds are clamped like
@@ -187,7 +193,10 @@ impl Tensor {
         };
         let s = start.map(clamp).unwrap_or(0);
         let e = stop.map(clamp).unwrap_or(size as usize);
-        Ok(self.with_layout(self.layout().slice(dim, s, e, step as usize)))
+        Ok(self.view_named(
+            self.layout().slice(dim, s, e, step as usize),
+            "SliceBackward0",
+        ))
     }
 
     /// Picks one index of a dim, removing it.
@@ -204,7 +213,7 @@ impl Tensor {
                 "index {index} is out of bounds for dimension {d} with size {size}"
             )));
         }
-        Ok(self.with_layout(self.layout().select(d, i as usize)))
+        Ok(self.view_named(self.layout().select(d, i as usize), "SelectBackward0"))
     }
 
     pub fn unbind(&self, dim: i64) -> Result<Vec<Tensor>> {
@@ -276,6 +285,6 @@ impl Tensor {
                 self.storage().len()
             )));
         }
-        Ok(self.with_layout(l))
+        Ok(self.view_named(l, "AsStridedBackward0"))
     }
 }
