@@ -66,8 +66,9 @@ pub fn backward(
         if t.retains_grad() && matches!(sink, Sink::Leaves) {
             store_grad(&t, g.clone())?;
         }
+        let inputs = node.inputs();
         let input_grads = node.with_op(!retain_graph, |o| grad_of(o, &g))?;
-        for (input, ig) in node.inputs.iter().zip(input_grads) {
+        for (input, ig) in inputs.iter().zip(input_grads) {
             if let Some(ig) = ig {
                 if input.requires_grad() {
                     accumulate(&mut grads, input, ig)?;
@@ -98,7 +99,7 @@ fn topo_order<'a>(roots: impl Iterator<Item = &'a Tensor>) -> Vec<Tensor> {
         }
         stack.push((t.clone(), true));
         if let Some(node) = t.node() {
-            for input in node.inputs.iter().rev() {
+            for input in node.inputs().iter().rev() {
                 if input.requires_grad() && !seen.contains(&input.id()) {
                     stack.push((input.clone(), false));
                 }

@@ -182,9 +182,9 @@ impl Op {
 /// The backward node of a result tensor (its `grad_fn`).
 pub struct Node {
     pub name: &'static str,
-    /// Where gradients go (kept after the formula's saved values are freed, so the graph can
-    /// still be walked and report a second backward clearly).
-    pub inputs: Vec<Tensor>,
+    /// Where gradients go. Emptied together with the formula's data when the graph is freed,
+    /// so a finished backward releases every intermediate even while the output lives on.
+    inputs: Mutex<Vec<Tensor>>,
     /// The formula's data; `None` once freed by a backward without `retain_graph`.
     op: Mutex<Option<Op>>,
     /// Storage versions of the inputs when recorded: an in-place change is caught at backward.
@@ -197,7 +197,7 @@ impl Node {
         let versions = saved_versions(&op);
         Arc::new(Node {
             name,
-            inputs,
+            inputs: Mutex::new(inputs),
             op: Mutex::new(Some(op)),
             versions,
         })
@@ -224,8 +224,14 @@ impl Node {
         let r = f(op)?;
         if free {
             *guard = None;
+            self.inputs.lock().unwrap_or_else(|e| e.into_inner()).clear();
         }
         Ok(r)
+    }
+
+    /// The tensors gradients flow to (empty once the graph was freed).
+    pub fn inputs(&self) -> Vec<Tensor> {
+        self.inputs.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 }
 

@@ -35,7 +35,7 @@ impl PyNode {
     fn next_functions(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         let items = self
             .node
-            .inputs
+            .inputs()
             .iter()
             .map(|t| -> PyResult<Py<PyAny>> {
                 let f: Py<PyAny> = match t.node() {
