@@ -15,11 +15,17 @@ _INPLACE = [
 ]
 
 
+def _source(self):
+    # A recorded in-place op computes from a copy of self: the node must not save the memory
+    # the op is about to overwrite (that would trip the version check at backward).
+    return self.clone() if self.requires_grad and _C.is_grad_enabled() else self
+
+
 def _make_inplace(name):
     out_of_place = getattr(Tensor, name)
 
     def method(self, *args, **kwargs):
-        return self._assign_(out_of_place(self, *args, **kwargs), name + "_")
+        return self._assign_(out_of_place(_source(self), *args, **kwargs), name + "_")
 
     method.__name__ = name + "_"
     method.__doc__ = f"In-place version of :meth:`Tensor.{name}`."
@@ -40,7 +46,7 @@ def _make_dunder_inplace(name, op):
     out_of_place = getattr(Tensor, op)
 
     def method(self, other):
-        result = out_of_place(self, other)
+        result = out_of_place(_source(self), other)
         if result is NotImplemented:
             return NotImplemented
         return self._assign_(result, name)
@@ -51,6 +57,52 @@ def _make_dunder_inplace(name, op):
 
 for _name, _op in _DUNDER_INPLACE.items():
     setattr(Tensor, _name, _make_dunder_inplace(_name, _op))
+
+
+# In-place writes implemented directly in Rust: while the graph is recorded and a tensor involved
+# requires grad, they go through the differentiable out-of-place op instead, whose history the
+# tensor takes over (as torch records them).
+
+
+def _recording(*tensors):
+    return _C.is_grad_enabled() and any(isinstance(t, Tensor) and t.requires_grad for t in tensors)
+
+
+def _recorded_inplace(name, functional):
+    direct = getattr(Tensor, name)
+
+    def method(self, *args, **kwargs):
+        if _recording(self, *args, *kwargs.values()):
+            return self._assign_(functional(self, *args, **kwargs), name)
+        return direct(self, *args, **kwargs)
+
+    method.__name__ = name
+    method.__doc__ = direct.__doc__
+    return method
+
+
+def _copy_result(self, src, non_blocking=False):
+    src = src if isinstance(src, Tensor) else _C.tensor(src)
+    return src.to(self.dtype) + self.detach() * 0
+
+
+def _fill_result(self, value):
+    return _source(self) * 0 + value
+
+
+Tensor.index_put = lambda self, indices, values, accumulate=False: _C._index_put(
+    self, indices if isinstance(indices, tuple) else tuple(indices), values, accumulate
+)
+for _name, _fn in {
+    "copy_": _copy_result,
+    "fill_": _fill_result,
+    "zero_": lambda self: _source(self) * 0,
+    "scatter_add_": lambda self, dim, index, src: self.scatter_add(dim, index, src),
+    "index_put_": lambda self, indices, values, accumulate=False: self.index_put(
+        indices, values, accumulate
+    ),
+}.items():
+    setattr(Tensor, _name, _recorded_inplace(_name, _fn))
 
 
 # *** random fills (torch's CPU generator, reproduced exactly) ***
@@ -94,6 +146,27 @@ Tensor.multinomial = _multinomial
 
 
 # *** composed methods ***
+
+class _RemovableHandle:
+    """What ``register_hook`` returns: ``handle.remove()`` unregisters the hook."""
+
+    def __init__(self, tensor, hook_id):
+        import weakref
+
+        self._tensor = weakref.ref(tensor)
+        self._id = hook_id
+
+    def remove(self):
+        t = self._tensor()
+        if t is not None:
+            t._remove_hook(self._id)
+
+
+def _register_hook(self, hook):
+    """Calls ``hook(grad)`` when this tensor's gradient is computed; a returned tensor
+    replaces the gradient. Returns a handle with ``.remove()``."""
+    return _RemovableHandle(self, self._register_hook(hook))
+
 
 def _requires_grad_(self, requires_grad=True):
     self.requires_grad = requires_grad
@@ -197,6 +270,7 @@ class _Storage:
 
 
 Tensor.requires_grad_ = _requires_grad_
+Tensor.register_hook = _register_hook
 Tensor.type_as = _type_as
 Tensor.new_zeros = _new_zeros
 Tensor.new_ones = _new_ones

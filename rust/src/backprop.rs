@@ -57,7 +57,7 @@ pub fn backward(
         if wanted.contains(&t.id()) {
             results.insert(t.id(), g.clone());
         }
-        let Some(node) = t.node().cloned() else {
+        let Some(node) = t.node() else {
             if matches!(sink, Sink::Leaves) && t.requires_grad() {
                 store_grad(&t, g)?;
             }
@@ -231,6 +231,8 @@ fn grad_of(op: &Op, g: &Tensor) -> Result<Vec<Option<Tensor>>> {
                 }
                 B::Pow => {
                     // d/da a^b = b * a^(b-1);  d/db a^b = a^b * ln(a) (0 where a == 0 and b >= 0).
+                    // In the result's dtype: a Python-number base (int64) must not drop to f32.
+                    let (a, b) = (&a.to_dtype(out.dtype()), &b.to_dtype(out.dtype()));
                     let bm1 = b.binary_s(B::Sub, Scalar::Int(1))?;
                     let ga = mul(&mul(g, b)?, &a.binary_t(B::Pow, &bm1)?)?;
                     let lna = a.unary(U::Log)?;

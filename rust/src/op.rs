@@ -224,14 +224,28 @@ impl Node {
         let r = f(op)?;
         if free {
             *guard = None;
-            self.inputs.lock().unwrap_or_else(|e| e.into_inner()).clear();
+            self.inputs
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clear();
         }
         Ok(r)
     }
 
+    /// For a view node: the tensor it views (`None` for other ops or once freed).
+    pub fn view_source(&self) -> Option<Tensor> {
+        match self.op.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+            Some(Op::View { x, .. }) => Some(x.clone()),
+            _ => None,
+        }
+    }
+
     /// The tensors gradients flow to (empty once the graph was freed).
     pub fn inputs(&self) -> Vec<Tensor> {
-        self.inputs.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.inputs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 }
 
@@ -240,12 +254,18 @@ fn saved_versions(op: &Op) -> Vec<(Arc<Storage>, u64)> {
     use Op::*;
     let saved: Vec<&Tensor> = match op {
         Binary {
-            op: bop, lhs, rhs, ..
+            op: bop,
+            lhs,
+            rhs,
+            out,
         } => match bop {
             BinaryOp::Add | BinaryOp::Sub | BinaryOp::Rem => vec![],
+            BinaryOp::Div | BinaryOp::Pow => vec![lhs, rhs, out],
             _ => vec![lhs, rhs],
         },
-        Unary { x, .. } | Reduce { x, .. } | Var { x, .. } | MaxDim { x, .. } => vec![x],
+        Unary { x, out, .. } | Reduce { x, out, .. } | Var { x, out, .. } => vec![x, out],
+        MaxDim { x, .. } => vec![x],
+        Softmax { out, .. } => vec![out],
         Matmul { a, b } => vec![a, b],
         Where { cond, .. } => vec![cond],
         Gather { index, .. } | ScatterAdd { index, .. } => vec![index],

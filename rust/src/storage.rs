@@ -74,6 +74,10 @@ impl Storage {
     pub fn version(&self) -> u64 {
         self.version.load(Ordering::Acquire)
     }
+    /// Puts the counter back (writes through `.data`, which torch hides from autograd).
+    pub fn restore_version(&self, v: u64) {
+        self.version.store(v, Ordering::Release);
+    }
     pub fn bump_version(&self) {
         self.version.fetch_add(1, Ordering::AcqRel);
     }

@@ -4,22 +4,25 @@ import ferrotorch as _ft
 
 
 def _as_tuple(x):
-    return x if isinstance(x, tuple) else (x,)
+    if isinstance(x, tuple):
+        return x
+    return tuple(x) if isinstance(x, list) else (x,)
 
 
 def _numerical_jacobian(fn, inputs, i, eps):
     x = inputs[i]
     flat = x.detach().reshape(-1)
     cols = []
-    with _ft.no_grad():
-        for k in range(flat.numel()):
-            orig = flat[k].item()
-            flat[k] = orig + eps
-            plus = [o.detach().reshape(-1).clone() for o in _as_tuple(fn(*inputs))]
-            flat[k] = orig - eps
-            minus = [o.detach().reshape(-1).clone() for o in _as_tuple(fn(*inputs))]
-            flat[k] = orig
-            cols.append(_ft.cat([(p - m) / (2 * eps) for p, m in zip(plus, minus)]))
+    # fn runs with grad mode on: it may itself differentiate (gradgradcheck). `flat` is a
+    # detached view, so nudging it changes the input's values without touching the graph.
+    for k in range(flat.numel()):
+        orig = flat[k].item()
+        flat[k] = orig + eps
+        plus = [o.detach().reshape(-1).clone() for o in _as_tuple(fn(*inputs))]
+        flat[k] = orig - eps
+        minus = [o.detach().reshape(-1).clone() for o in _as_tuple(fn(*inputs))]
+        flat[k] = orig
+        cols.append(_ft.cat([(p - m) / (2 * eps) for p, m in zip(plus, minus)]))
     return _ft.stack(cols, dim=1) if cols else None
 
 

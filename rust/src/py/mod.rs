@@ -436,6 +436,20 @@ fn one_hot(
     new_py(py, tensor.t.one_hot(num_classes)?)
 }
 
+/// Out-of-place index_put (differentiable): `tensor` with `values` written (or added) at
+/// `indices`.
+#[pyfunction]
+fn _index_put(
+    py: Python<'_>,
+    tensor: PyRef<'_, PyTensor>,
+    indices: &Bound<'_, PyAny>,
+    values: PyRef<'_, PyTensor>,
+    accumulate: bool,
+) -> PyResult<Py<PyTensor>> {
+    let idx = convert::parse_index(indices)?;
+    new_py(py, tensor.t.index_put(&idx, &values.t, accumulate)?)
+}
+
 /// torch.promote_types / result_type helpers used by the Python layer.
 #[pyfunction]
 fn promote_types(
@@ -476,6 +490,7 @@ fn _C(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(where_, m)?)?;
     m.add_function(wrap_pyfunction!(promote_types, m)?)?;
     m.add_function(wrap_pyfunction!(one_hot, m)?)?;
+    m.add_function(wrap_pyfunction!(_index_put, m)?)?;
     random::register(m)?;
     autograd::register(m)?;
     Ok(())

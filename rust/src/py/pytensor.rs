@@ -336,12 +336,16 @@ impl PyTensor {
         self.t.retain_grad();
         Ok(())
     }
+    fn _remove_hook(&self, id: usize) {
+        self.t.remove_hook(id);
+    }
     #[getter]
     fn retains_grad(&self) -> bool {
         self.t.retains_grad()
     }
-    /// Registers `hook(grad) -> Tensor | None`, called with this tensor's gradient in backward.
-    fn register_hook(&self, hook: Py<PyAny>) -> PyResult<usize> {
+    /// Registers `hook(grad) -> Tensor | None`, called with this tensor's gradient in backward;
+    /// returns its id for `_remove_hook` (Python wraps it in a handle with `.remove()`).
+    fn _register_hook(&self, hook: Py<PyAny>) -> PyResult<usize> {
         if !self.t.requires_grad() {
             return Err(PyRuntimeError::new_err(
                 "cannot register a hook on a tensor that doesn't require gradient",
@@ -393,7 +397,7 @@ impl PyTensor {
     }
     #[getter]
     fn get_data(&self) -> Self {
-        PyTensor::wrap(self.t.detach())
+        PyTensor::wrap(self.t.data_alias())
     }
     /// `t.data = other`: t now holds other's values (its autograd flags stay).
     #[setter(data)]
@@ -1197,11 +1201,11 @@ impl PyTensor {
 
     /// Writes an out-of-place result into self (the engine of the `op_` in-place methods).
     fn _assign_<'py>(
-        slf: PyRef<'py, Self>,
+        mut slf: PyRefMut<'py, Self>,
         result: PyRef<'py, PyTensor>,
         op: &str,
-    ) -> PyResult<PyRef<'py, Self>> {
-        slf.t.assign_result(op, &result.t)?;
+    ) -> PyResult<PyRefMut<'py, Self>> {
+        slf.write_result(op, &result.t)?;
         Ok(slf)
     }
     fn copy_<'py>(slf: PyRef<'py, Self>, src: &Bound<'py, PyAny>) -> PyResult<PyRef<'py, Self>> {
@@ -1505,9 +1509,7 @@ impl PyTensor {
         index: PyRef<'_, PyTensor>,
         src: PyRef<'_, PyTensor>,
     ) -> PyResult<Py<PyTensor>> {
-        let out = self.t.deep_copy();
-        out.scatter_(dim, &index.t, &src.t, true)?;
-        new_py(py, out)
+        new_py(py, self.t.scatter_add(dim, &index.t, &src.t)?)
     }
     #[pyo3(signature = (dim, index, src=None, *, value=None))]
     fn scatter_<'py>(
@@ -1626,6 +1628,15 @@ impl PyTensor {
     }
 }
 
+/// The tensor a (chain of) recorded view(s) looks into, or None when `t` is not a view.
+fn view_root(t: &Tensor) -> Option<Tensor> {
+    let mut root = t.node()?.view_source()?;
+    while let Some(next) = root.node().and_then(|n| n.view_source()) {
+        root = next;
+    }
+    Some(root)
+}
+
 fn opt_other(o: Option<&Bound<'_, PyAny>>, op: &str) -> PyResult<Option<Other>> {
     match o {
         None => Ok(None),
@@ -1687,21 +1698,42 @@ impl PyTensor {
     /// memory and its history becomes self's (torch's rebase of an in-place op).
     pub fn write_result(&mut self, op: &str, result: &Tensor) -> PyResult<()> {
         self.check_inplace(op)?;
-        crate::op::no_grad(|| self.t.assign_result(op, result))?;
-        if let Some(node) = result.node() {
-            if result.dtype() == self.t.dtype() {
-                self.t = self.t.detach().with_node(node.clone());
-            }
+        if crate::op::is_grad_enabled() && self.t.requires_grad() && view_root(&self.t).is_some() {
+            return Err(PyRuntimeError::new_err(format!(
+                "ferrotorch does not support in-place ops ({op}) on a view of a tensor that requires grad yet: the base's gradient would miss the change. Apply the op out of place (x = x.{}(...)) or to a clone.",
+                op.trim_end_matches('_')
+            )));
         }
+        crate::op::no_grad(|| self.t.assign_result(op, result))?;
+        let Some(node) = result.node() else {
+            return Ok(());
+        };
+        if result.dtype() != self.t.dtype() {
+            return Ok(());
+        }
+        // self now stands for the op's result: a new tensor object on the same memory, so the
+        // recorded op can keep referring to self's previous history.
+        self.t = self.t.detach().with_node(node);
         Ok(())
     }
 
-    /// torch refuses in-place writes to a leaf that requires grad while recording.
+    /// torch refuses in-place writes to a leaf that requires grad (or a view of one) while
+    /// recording.
     pub fn check_inplace(&self, op: &str) -> PyResult<()> {
-        if crate::op::is_grad_enabled() && self.t.is_leaf() && self.t.requires_grad() {
+        if !crate::op::is_grad_enabled() {
+            return Ok(());
+        }
+        if self.t.is_leaf() && self.t.requires_grad() {
             return Err(PyRuntimeError::new_err(format!(
                 "a leaf Variable that requires grad is being used in an in-place operation ({op}). Use torch.no_grad() around it, or work on a clone."
             )));
+        }
+        if let Some(base) = view_root(&self.t) {
+            if base.is_leaf() && base.requires_grad() {
+                return Err(PyRuntimeError::new_err(format!(
+                    "a view of a leaf Variable that requires grad is being used in an in-place operation ({op}). Use torch.no_grad() around it, or work on a clone."
+                )));
+            }
         }
         Ok(())
     }

@@ -173,6 +173,15 @@ impl Tensor {
         value: &Tensor,
         accumulate: bool,
     ) -> Result<()> {
+        self.write_guard(|| self.index_put_impl(index, value, accumulate))
+    }
+
+    fn index_put_impl(
+        &self,
+        index: &[TensorIndex],
+        value: &Tensor,
+        accumulate: bool,
+    ) -> Result<()> {
         let Split { view, adv } = self.split_index(index)?;
         if adv.is_empty() && !accumulate {
             return view.copy_(value);
@@ -378,6 +387,10 @@ impl Tensor {
 
     /// In-place scatter: self[index[i][j]][j] (+)= src[i][j] (dim 0 shown).
     pub fn scatter_(&self, dim: i64, index: &Tensor, src: &Tensor, add: bool) -> Result<()> {
+        self.write_guard(|| self.scatter_impl(dim, index, src, add))
+    }
+
+    fn scatter_impl(&self, dim: i64, index: &Tensor, src: &Tensor, add: bool) -> Result<()> {
         let d = self.dim(dim)?;
         self.check_scatter_gather(
             if add { "scatter_add_" } else { "scatter_" },
@@ -436,6 +449,21 @@ impl Tensor {
 
     /// Lower (`upper == false`) or upper triangle of the last two dims.
     pub fn tri(&self, diagonal: i64, upper: bool) -> Result<Tensor> {
+        if crate::op::is_grad_enabled() && self.requires_grad() && self.dims() >= 2 {
+            // Differentiable form: keep the triangle through `where` with a constant mask.
+            let ones = Tensor::full(self.shape(), crate::tensor::Scalar::Bool(true), DType::Bool)?;
+            let mask = ones.tri_impl(diagonal, upper)?;
+            let zero = Tensor::scalar(crate::tensor::Scalar::Int(0), self.dtype());
+            return Tensor::where_(
+                &mask,
+                crate::tensor::math::Arg::tensor(self),
+                crate::tensor::math::Arg::tensor(&zero),
+            );
+        }
+        self.tri_impl(diagonal, upper)
+    }
+
+    fn tri_impl(&self, diagonal: i64, upper: bool) -> Result<Tensor> {
         if self.dims() < 2 {
             return Err(Error::runtime(format!(
                 "{}: input tensor must have at least 2 dimensions (got shape {:?})",

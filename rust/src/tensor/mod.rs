@@ -37,7 +37,9 @@ struct GradMeta {
     node: Option<Arc<Node>>,
     grad: Mutex<Option<Tensor>>,
     retains_grad: AtomicBool,
-    hooks: Mutex<Vec<GradHook>>,
+    /// Writes through this tensor are hidden from the version counter (`.data`).
+    untracked: bool,
+    hooks: Mutex<Vec<Option<GradHook>>>,
 }
 
 /// A hook on a tensor's gradient: may return a replacement gradient.
@@ -68,7 +70,7 @@ impl Tensor {
         Arc::as_ptr(&self.0) as usize
     }
     pub fn requires_grad(&self) -> bool {
-        self.0.grad.node.is_some() || self.0.grad.requires_grad.load(Ordering::Relaxed)
+        self.node().is_some() || self.0.grad.requires_grad.load(Ordering::Relaxed)
     }
     pub fn set_requires_grad(&self, value: bool) -> Result<()> {
         if value && !self.dtype().is_float() {
@@ -77,7 +79,7 @@ impl Tensor {
                 self.dtype().name()
             )));
         }
-        if !value && self.0.grad.node.is_some() {
+        if !value && self.node().is_some() {
             return Err(Error::runtime(
                 "you can only change requires_grad flags of leaf variables. If you want to use a computed variable in a subgraph that doesn't require differentiation use var_no_grad = var.detach().",
             ));
@@ -85,11 +87,11 @@ impl Tensor {
         self.0.grad.requires_grad.store(value, Ordering::Relaxed);
         Ok(())
     }
-    pub fn node(&self) -> Option<&Arc<Node>> {
-        self.0.grad.node.as_ref()
+    pub fn node(&self) -> Option<Arc<Node>> {
+        self.0.grad.node.clone()
     }
     pub fn is_leaf(&self) -> bool {
-        self.0.grad.node.is_none()
+        self.node().is_none()
     }
     pub fn grad(&self) -> Option<Tensor> {
         self.0
@@ -112,16 +114,42 @@ impl Tensor {
     }
     pub fn register_hook(&self, hook: GradHook) -> usize {
         let mut hooks = self.0.grad.hooks.lock().unwrap_or_else(|e| e.into_inner());
-        hooks.push(hook);
+        hooks.push(Some(hook));
         hooks.len() - 1
     }
+    /// Removes a hook by the id `register_hook` returned (ids of the others stay valid).
+    pub fn remove_hook(&self, id: usize) {
+        let mut hooks = self.0.grad.hooks.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(h) = hooks.get_mut(id) {
+            *h = None;
+        }
+    }
     pub fn hooks(&self) -> Vec<GradHook> {
-        self.0
-            .grad
-            .hooks
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        let hooks = self.0.grad.hooks.lock().unwrap_or_else(|e| e.into_inner());
+        hooks.iter().flatten().cloned().collect()
+    }
+
+    /// `.data`: like `detach`, and in-place writes through it are not seen by autograd's
+    /// version check (torch's semantics, used by old-style optimizer code).
+    pub fn data_alias(&self) -> Tensor {
+        Tensor(Arc::new(TensorInner {
+            storage: self.0.storage.clone(),
+            layout: self.0.layout.clone(),
+            grad: GradMeta {
+                untracked: true,
+                ..GradMeta::default()
+            },
+        }))
+    }
+
+    /// Runs an in-place write; for a `.data` alias the version counter is left as it was.
+    pub fn write_guard<R>(&self, f: impl FnOnce() -> Result<R>) -> Result<R> {
+        let before = self.storage().version();
+        let r = f()?;
+        if self.0.grad.untracked {
+            self.storage().restore_version(before);
+        }
+        Ok(r)
     }
 
     /// The same values, cut from the graph (shares storage).
@@ -350,6 +378,10 @@ impl Tensor {
 
     /// Copies `src` (broadcast to our shape, cast to our dtype) into our elements in place.
     pub fn copy_(&self, src: &Tensor) -> Result<()> {
+        self.write_guard(|| self.copy_impl(src))
+    }
+
+    fn copy_impl(&self, src: &Tensor) -> Result<()> {
         let l = self.layout();
         if l.shape()
             .iter()

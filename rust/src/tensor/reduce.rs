@@ -454,6 +454,15 @@ impl Tensor {
 
     /// Sorted values and their original indices along `dim` (stable; NaN sorts as largest).
     pub fn sort(&self, dim: i64, descending: bool) -> Result<(Tensor, Tensor)> {
+        let (v, i) = crate::op::no_grad(|| self.sort_impl(dim, descending))?;
+        if crate::op::is_grad_enabled() && self.requires_grad() && self.dims() > 0 {
+            // The values are a gather of the input: differentiable through that.
+            return Ok((self.gather(dim, &i)?, i));
+        }
+        Ok((v, i))
+    }
+
+    fn sort_impl(&self, dim: i64, descending: bool) -> Result<(Tensor, Tensor)> {
         let d = self.dim(dim)?;
         let rows_ = self.as_rows(&[dim])?;
         let r = rows_.r;
@@ -501,8 +510,33 @@ impl Tensor {
         ))
     }
 
-    /// p-norm over dims (all when empty). p = inf / -inf give max/min of |x|.
+    /// p-norm over dims (all when empty). p = inf / -inf give max/min of |x|. When the graph
+    /// is recorded it is composed from differentiable ops (the fused kernel otherwise).
     pub fn norm(&self, p: f64, dims: &[i64], keepdim: bool) -> Result<Tensor> {
+        use crate::tensor::math::{BinaryOp as B, UnaryOp as U};
+        use crate::tensor::Scalar;
+        if crate::op::is_grad_enabled() && self.requires_grad() && self.dtype().is_float() {
+            let a = self.unary(U::Abs)?;
+            return if p == f64::INFINITY {
+                a.reduce(ReduceOp::Max, dims, keepdim, None)
+            } else if p == f64::NEG_INFINITY {
+                a.reduce(ReduceOp::Min, dims, keepdim, None)
+            } else if p == 1.0 {
+                a.reduce(ReduceOp::Sum, dims, keepdim, None)
+            } else if p == 2.0 {
+                self.binary_t(B::Mul, self)?
+                    .reduce(ReduceOp::Sum, dims, keepdim, None)?
+                    .unary(U::Sqrt)
+            } else {
+                a.binary_s(B::Pow, Scalar::Float(p))?
+                    .reduce(ReduceOp::Sum, dims, keepdim, None)?
+                    .binary_s(B::Pow, Scalar::Float(1.0 / p))
+            };
+        }
+        self.norm_impl(p, dims, keepdim)
+    }
+
+    fn norm_impl(&self, p: f64, dims: &[i64], keepdim: bool) -> Result<Tensor> {
         let dt = self.dtype();
         if !dt.is_float() {
             return Err(Error::runtime(format!(
