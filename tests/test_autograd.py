@@ -1296,3 +1296,17 @@ def test_more_ops_and_inplace_writes_are_differentiable(case):
             assert o is None
         else:
             assert_same(o.detach(), t.detach())
+
+
+def test_backward_inputs_restricts_accumulation():
+    res = {}
+    for M in (ft, torch):
+        w = M.tensor([1.0, 2.0], requires_grad=True)
+        b = M.tensor([3.0], requires_grad=True)
+        h = w * b
+        h.retain_grad()
+        (h * h).sum().backward(inputs=[w])
+        res[M] = (w.grad, b.grad, h.grad)
+    assert_same(res[ft][0], res[torch][0])
+    assert res[ft][1] is None and res[torch][1] is None
+    assert_same(res[ft][2], res[torch][2])

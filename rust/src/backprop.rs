@@ -17,6 +17,8 @@ pub enum Sink<'a> {
     Leaves,
     /// `autograd.grad(outputs, inputs)`: return the gradients of these tensors.
     Inputs(&'a [Tensor]),
+    /// `tensor.backward(inputs=[...])`: accumulate into the `.grad` of these tensors only.
+    LeavesIn(&'a [Tensor]),
 }
 
 /// Runs backward from `roots` (each with its incoming gradient). Returns the gradients for
@@ -36,8 +38,14 @@ pub fn backward(
     }
     let order = topo_order(roots.iter().map(|(t, _)| t));
     let wanted: HashSet<usize> = match &sink {
-        Sink::Inputs(ts) => ts.iter().map(|t| t.id()).collect(),
+        Sink::Inputs(ts) | Sink::LeavesIn(ts) => ts.iter().map(|t| t.id()).collect(),
         Sink::Leaves => HashSet::new(),
+    };
+    // Whether `t`'s gradient goes into its `.grad`.
+    let stores = |t: &Tensor| match &sink {
+        Sink::Leaves => true,
+        Sink::LeavesIn(_) => wanted.contains(&t.id()),
+        Sink::Inputs(_) => false,
     };
     let mut grads: HashMap<usize, Tensor> = HashMap::new();
     let _mode = GradModeGuard::new(create_graph);
@@ -54,16 +62,21 @@ pub fn backward(
                 g = new;
             }
         }
-        if wanted.contains(&t.id()) {
+        if matches!(sink, Sink::Inputs(_)) && wanted.contains(&t.id()) {
             results.insert(t.id(), g.clone());
         }
         let Some(node) = t.node() else {
-            if matches!(sink, Sink::Leaves) && t.requires_grad() {
+            if stores(&t) && t.requires_grad() {
                 store_grad(&t, g)?;
             }
             continue;
         };
-        if t.retains_grad() && matches!(sink, Sink::Leaves) {
+        let into_grad = match &sink {
+            Sink::Leaves => t.retains_grad(),
+            Sink::LeavesIn(_) => t.retains_grad() || wanted.contains(&t.id()),
+            Sink::Inputs(_) => false,
+        };
+        if into_grad {
             store_grad(&t, g.clone())?;
         }
         let inputs = node.inputs();
@@ -78,7 +91,7 @@ pub fn backward(
     }
     Ok(match sink {
         Sink::Inputs(ts) => ts.iter().map(|t| results.remove(&t.id())).collect(),
-        Sink::Leaves => vec![],
+        Sink::Leaves | Sink::LeavesIn(_) => vec![],
     })
 }
 

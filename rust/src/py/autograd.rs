@@ -111,7 +111,7 @@ pub fn root_grad(t: &Tensor, gradient: Option<Tensor>) -> PyResult<Tensor> {
     }
 }
 
-fn tensors(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<Vec<Tensor>> {
+pub fn tensor_list(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<Vec<Tensor>> {
     if let Ok(t) = obj.cast::<PyTensor>() {
         return Ok(vec![t.borrow().t.clone()]);
     }
@@ -137,8 +137,8 @@ fn grad(
     create_graph: bool,
     allow_unused: Option<bool>,
 ) -> PyResult<Py<PyAny>> {
-    let outs = tensors(outputs, "outputs")?;
-    let ins = tensors(inputs, "inputs")?;
+    let outs = tensor_list(outputs, "outputs")?;
+    let ins = tensor_list(inputs, "inputs")?;
     for (i, t) in ins.iter().enumerate() {
         if !t.requires_grad() {
             return Err(PyRuntimeError::new_err(format!(

@@ -362,17 +362,20 @@ impl PyTensor {
         create_graph: bool,
         inputs: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<()> {
-        let _ = inputs;
+        let only: Option<Vec<Tensor>> = match inputs {
+            None => None,
+            Some(i) if i.is_none() => None,
+            Some(i) => Some(super::autograd::tensor_list(i, "inputs")?),
+        };
         let g = super::autograd::root_grad(&self.t, gradient.map(|g| g.t.clone()))?;
         let root = self.t.clone();
         let retain = retain_graph.unwrap_or(create_graph);
         py.detach(move || {
-            crate::backprop::backward(
-                &[(root, g)],
-                crate::backprop::Sink::Leaves,
-                retain,
-                create_graph,
-            )
+            let sink = match &only {
+                None => crate::backprop::Sink::Leaves,
+                Some(ts) => crate::backprop::Sink::LeavesIn(ts),
+            };
+            crate::backprop::backward(&[(root, g)], sink, retain, create_graph)
         })?;
         Ok(())
     }
