@@ -1310,3 +1310,14 @@ def test_backward_inputs_restricts_accumulation():
     assert_same(res[ft][0], res[torch][0])
     assert res[ft][1] is None and res[torch][1] is None
     assert_same(res[ft][2], res[torch][2])
+
+
+def test_second_backward_through_ops_that_saved_nothing_works():
+    res = {}
+    for M in (ft, torch):
+        x = M.tensor([1.0, 2.0], requires_grad=True)
+        y = (x + 1).t().reshape(2)
+        y.sum().backward()
+        y.sum().backward()
+        res[M] = x.grad
+    assert_same(res[ft], res[torch])

@@ -222,7 +222,10 @@ impl Node {
             }
         }
         let r = f(op)?;
-        if free {
+        // Like torch, only nodes that saved values are spent by a backward: a second backward
+        // through additions, views or casts still works without retain_graph.
+        let saves = !self.versions.is_empty() || matches!(op, Op::External { .. });
+        if free && saves {
             *guard = None;
             self.inputs
                 .lock()
