@@ -83,14 +83,15 @@ def assert_same(ours, theirs, rtol=None, atol=None, check_dtype=True):
     np.testing.assert_allclose(to_numpy(ours), to_numpy(theirs), rtol=r, atol=a, equal_nan=True)
 
 
-def make_layout(t, layout):
-    """A view of torch tensor `t`'s values with the given memory layout (same values)."""
+def make_layout(t, layout, M=torch):
+    """A view of tensor `t`'s values (module `M`: torch or ferrotorch) with the given memory
+    layout: "contiguous", "transposed" (column-major) or "sliced" (every other element)."""
     if layout == "contiguous":
         return t
     if layout == "transposed":
         return t.transpose(0, -1).contiguous().transpose(0, -1) if t.dim() >= 2 else t
     if layout == "sliced":
-        big = torch.zeros(*(2 * s + 1 for s in t.shape), dtype=t.dtype)
+        big = M.zeros(*(2 * s + 1 for s in t.shape), dtype=t.dtype)
         idx = tuple(slice(1, None, 2) for _ in t.shape)
         big[idx] = t
         return big[idx]
@@ -114,22 +115,9 @@ def pair(shape, dtype="float32", layout="contiguous", seed=0, low=-3, high=3):
         values = g.uniform(low, high, size=shape)
     base = torch.tensor(values).to(DTYPES[name][1])
     theirs = make_layout(base, layout)
-    ours = ft_layout(to_ft(base), layout)
+    ours = make_layout(to_ft(base), layout, ft)
     assert tuple(ours.shape) == tuple(theirs.shape)
     return ours, theirs
-
-
-def ft_layout(t, layout):
-    if layout == "contiguous":
-        return t
-    if layout == "transposed":
-        return t.transpose(0, -1).contiguous().transpose(0, -1) if t.dim() >= 2 else t
-    if layout == "sliced":
-        big = ft.zeros(*(2 * s + 1 for s in t.shape), dtype=t.dtype)
-        idx = tuple(slice(1, None, 2) for _ in t.shape)
-        big[idx] = t
-        return big[idx]
-    raise ValueError(layout)
 
 
 LAYOUTS = ["contiguous", "transposed", "sliced"]

@@ -6,7 +6,7 @@ import ferrotorch as ft
 import numpy as np
 import pytest
 import torch
-from conftest import DTYPES, LAYOUTS, assert_same, ft_layout, make_layout, pair, to_ft
+from conftest import DTYPES, LAYOUTS, assert_same, make_layout, pair, to_ft
 
 FLOATS = ["float32", "float64"]
 NAN, INF = float("nan"), float("inf")
@@ -40,7 +40,7 @@ def nonzero_pair(shape, dtype, layout, seed):
     g = np.random.default_rng(seed)
     values = g.uniform(0.5, 3, size=shape) * g.choice([-1.0, 1.0], size=shape)
     base = torch.tensor(values).to(DTYPES[dtype][1])
-    return ft_layout(to_ft(base), layout), make_layout(base, layout)
+    return make_layout(to_ft(base), layout, ft), make_layout(base, layout)
 
 
 # *** binary arithmetic operators ***

@@ -6,7 +6,7 @@ import ferrotorch as ft
 import numpy as np
 import pytest
 import torch
-from conftest import DTYPES, LAYOUTS, assert_same, ft_layout, make_layout, pair, to_ft
+from conftest import DTYPES, LAYOUTS, assert_same, make_layout, pair, to_ft
 
 FLOATS = ["float32", "float64"]
 ALL = FLOATS + ["int64", "bool"]
@@ -262,7 +262,7 @@ def test_topk(dtype, largest, layout):
     tbase = torch.randperm(60, generator=torch.Generator().manual_seed(48)).reshape(4, 15)
     tbase = tbase.to(DTYPES[dtype][1]) - 30
     ta = make_layout(tbase, layout)
-    a = ft_layout(to_ft(tbase), layout)
+    a = make_layout(to_ft(tbase), layout, ft)
     for k, dim in [(3, 1), (1, -1), (15, 1), (2, 0), (4, 0), (0, 1)]:
         r = a.topk(k, dim=dim, largest=largest)
         tr = ta.topk(k, dim=dim, largest=largest)
@@ -296,7 +296,7 @@ def test_sort_argsort(dtype, descending, layout):
     tbase = torch.randperm(60, generator=torch.Generator().manual_seed(49)).reshape(3, 4, 5)
     tbase = tbase.to(DTYPES[dtype][1]) - 30
     ta = make_layout(tbase, layout)
-    a = ft_layout(to_ft(tbase), layout)
+    a = make_layout(to_ft(tbase), layout, ft)
     for dim in [0, 1, 2, -1]:
         r = a.sort(dim=dim, descending=descending)
         tr = ta.sort(dim=dim, descending=descending)

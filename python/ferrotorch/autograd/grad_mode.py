@@ -5,6 +5,20 @@ import functools
 from ferrotorch import _C
 
 
+def _with_mode(fn, mode):
+    """`fn` run with grad mode set to `mode` (restored afterwards)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        prev = _C._set_grad_enabled(mode)
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            _C._set_grad_enabled(prev)
+
+    return wrapper
+
+
 class _GradMode:
     """Base: a context manager that is also a decorator."""
 
@@ -19,12 +33,7 @@ class _GradMode:
         return False
 
     def __call__(self, fn):
-        @functools.wraps(fn)
-        def wrapper(*args, **kwargs):
-            with self.__class__():
-                return fn(*args, **kwargs)
-
-        return wrapper
+        return _with_mode(fn, self.mode)
 
 
 class no_grad(_GradMode):
@@ -55,17 +64,7 @@ class inference_mode(_GradMode):
     def __call__(self, fn):
         if not callable(fn):
             return inference_mode(fn)
-        mode = self.mode
-
-        @functools.wraps(fn)
-        def wrapper(*args, **kwargs):
-            prev = _C._set_grad_enabled(mode)
-            try:
-                return fn(*args, **kwargs)
-            finally:
-                _C._set_grad_enabled(prev)
-
-        return wrapper
+        return _with_mode(fn, self.mode)
 
 
 class set_grad_enabled(_GradMode):
@@ -83,18 +82,9 @@ class set_grad_enabled(_GradMode):
         return False
 
     def __call__(self, fn):
+        # Used as a decorator: undo the switch made in __init__, apply it per call instead.
         _C._set_grad_enabled(self._prev)
-        mode = self.mode
-
-        @functools.wraps(fn)
-        def wrapper(*args, **kwargs):
-            prev = _C._set_grad_enabled(mode)
-            try:
-                return fn(*args, **kwargs)
-            finally:
-                _C._set_grad_enabled(prev)
-
-        return wrapper
+        return _with_mode(fn, self.mode)
 
 
 def is_grad_enabled():
