@@ -1321,3 +1321,29 @@ def test_second_backward_through_ops_that_saved_nothing_works():
         y.sum().backward()
         res[M] = x.grad
     assert_same(res[ft], res[torch])
+
+
+@pytest.mark.parametrize("bounds", ["min", "max", "both", "tensors"])
+def test_clamp_gradient_at_the_boundaries(bounds):
+    res = {}
+    for M in (ft, torch):
+        x = M.tensor([-1.0, 0.0, 0.5, 1.0, 2.0], requires_grad=True)
+        kw = {"min": {"min": 0.0}, "max": {"max": 1.0}, "both": {"min": 0.0, "max": 1.0},
+              "tensors": {"min": M.tensor(0.0), "max": M.tensor(1.0)}}[bounds]
+        x.clamp(**kw).sum().backward()
+        res[M] = x.grad
+    assert_same(res[ft], res[torch])
+
+
+def test_scatter_gradients():
+    res = {}
+    for M in (ft, torch):
+        x = M.tensor([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]], requires_grad=True)
+        s = M.tensor([[10.0, 20.0]], requires_grad=True)
+        y = (x * 1).scatter(1, M.tensor([[2, 0]]), s * 1)
+        z = (x * 1).scatter(0, M.tensor([[1, 0, 1]]), 7.0)
+        w = x * 1
+        w.scatter_(1, M.tensor([[1], [2]]), s.t() * 3)
+        (y * y + z * z + w * w).sum().backward()
+        res[M] = (x.grad, s.grad)
+    assert_same(res[ft], res[torch])

@@ -90,6 +90,42 @@ def _fill_result(self, value):
     return _source(self) * 0 + value
 
 
+def _scatter_function():
+    from ferrotorch.autograd.function import Function
+
+    class Scatter(Function):
+        """scatter with torch's gradient: the overwritten positions get none from self,
+        src gets the gradient at the positions it was written to."""
+
+        @staticmethod
+        def forward(ctx, self, dim, index, src):
+            ctx.dim, ctx.index = dim, index
+            ctx.hit = _scatter_direct(_C.zeros_like(self, dtype=_C.bool), dim, index, value=True)
+            return _scatter_direct(self, dim, index, src)
+
+        @staticmethod
+        def backward(ctx, g):
+            g_src = g.gather(ctx.dim, ctx.index)
+            return g.masked_fill(ctx.hit, 0.0), None, None, g_src
+
+    return Scatter
+
+
+_scatter_direct = Tensor.scatter
+
+
+def _scatter(self, dim, index, src=None, *, value=None):
+    if src is not None and not isinstance(src, Tensor):
+        src, value = None, src
+    if isinstance(src, Tensor) and _recording(self, src):
+        return _scatter_function().apply(self, dim, index, src)
+    if value is not None and _recording(self):
+        hit = _scatter_direct(_C.zeros_like(self, dtype=_C.bool), dim, index, value=True)
+        return self.masked_fill(hit, value)
+    return _scatter_direct(self, dim, index, src, value=value)
+
+
+Tensor.scatter = _scatter
 Tensor.index_put = lambda self, indices, values, accumulate=False: _C._index_put(
     self, indices if isinstance(indices, tuple) else tuple(indices), values, accumulate
 )
@@ -98,6 +134,9 @@ for _name, _fn in {
     "fill_": _fill_result,
     "zero_": lambda self: _source(self) * 0,
     "scatter_add_": lambda self, dim, index, src: self.scatter_add(dim, index, src),
+    "scatter_": lambda self, dim, index, src=None, *, value=None: self.scatter(
+        dim, index, src, value=value
+    ),
     "index_put_": lambda self, indices, values, accumulate=False: self.index_put(
         indices, values, accumulate
     ),

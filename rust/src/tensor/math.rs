@@ -436,6 +436,29 @@ impl Tensor {
                 "torch.clamp: At least one of 'min' or 'max' must not be None",
             ));
         }
+        let number_bounds = [min, max].iter().flatten().all(|b| b.wrapped);
+        if crate::op::is_grad_enabled() && self.requires_grad() && number_bounds {
+            // torch's gradient for number bounds passes strictly inside (min < x < max); tensor
+            // bounds behave like maximum/minimum (ties split in half), the path below.
+            let (out, inside) = crate::op::no_grad(|| -> Result<(Tensor, Tensor)> {
+                let out = self.clamp(min, max)?;
+                let mut inside = self.binary_t(BinaryOp::Eq, self)?; // false only for NaN
+                if let Some(lo) = min {
+                    inside = inside.binary_t(
+                        BinaryOp::LogicalAnd,
+                        &Tensor::binary(BinaryOp::Gt, Arg::tensor(self), lo)?,
+                    )?;
+                }
+                if let Some(hi) = max {
+                    inside = inside.binary_t(
+                        BinaryOp::LogicalAnd,
+                        &Tensor::binary(BinaryOp::Lt, Arg::tensor(self), hi)?,
+                    )?;
+                }
+                Ok((out, inside))
+            })?;
+            return Tensor::where_(&inside, Arg::tensor(self), Arg::tensor(&out));
+        }
         let mut out = self.clone();
         if let Some(lo) = min {
             out = Tensor::binary(BinaryOp::Maximum, Arg::tensor(&out), lo)?;
