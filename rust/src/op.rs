@@ -284,6 +284,13 @@ fn saved_versions(op: &Op) -> Vec<(Arc<Storage>, u64)> {
 pub fn node_name(op: &Op) -> &'static str {
     use Op::*;
     match op {
+        // torch names a power with a number exponent PowBackward0 (a constant 0-dim tensor
+        // exponent is taken for a number here).
+        Binary {
+            op: BinaryOp::Pow,
+            rhs,
+            ..
+        } if rhs.dims() == 0 && !rhs.requires_grad() => "PowBackward0",
         Binary { op, .. } => match op {
             BinaryOp::Add => "AddBackward0",
             BinaryOp::Sub => "SubBackward0",

@@ -68,9 +68,16 @@ impl Tensor {
                 rhs.shape()
             )));
         }
-        let a3 = self.unsqueeze(0)?;
-        let b3 = rhs.unsqueeze(0)?;
-        a3.batched_matmul(&b3)?.squeeze(Some(&[0]))
+        // Computed as a batch of one, recorded as the 2-D product (torch's MmBackward0).
+        let out = crate::op::no_grad(|| {
+            self.unsqueeze(0)?
+                .batched_matmul(&rhs.unsqueeze(0)?)?
+                .squeeze(Some(&[0]))
+        })?;
+        Ok(out.record(&[self, rhs], || crate::op::Op::Matmul {
+            a: self.clone(),
+            b: rhs.clone(),
+        }))
     }
 
     pub fn bmm(&self, rhs: &Tensor) -> Result<Tensor> {

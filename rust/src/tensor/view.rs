@@ -52,7 +52,7 @@ impl Tensor {
         if self.dims() < 2 {
             return Ok(self.clone());
         }
-        self.transpose(0, 1)
+        Ok(self.view_named(self.layout().transpose(0, 1), "TBackward0"))
     }
 
     pub fn permute(&self, dims: &[i64]) -> Result<Tensor> {
