@@ -69,9 +69,3 @@ impl Error {
         Error::Runtime(msg.into())
     }
 }
-
-/// `bail!(Variant-expression)` returns early with an error, like candle's `bail!`.
-#[macro_export]
-macro_rules! bail {
-    ($($arg:tt)*) => { return Err($crate::error::Error::Runtime(format!($($arg)*))) };
-}

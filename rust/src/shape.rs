@@ -89,11 +89,6 @@ pub fn contiguous_strides(shape: &[usize]) -> Vec<usize> {
     stride
 }
 
-/// Formats a shape like torch does in error messages: `[2, 3]`.
-pub fn fmt_shape(shape: &[usize]) -> String {
-    format!("{shape:?}")
-}
-
 /// Infers one `-1` entry of a requested shape from the element count.
 pub fn infer_shape(op: &'static str, requested: &[i64], numel: usize) -> Result<Vec<usize>> {
     let mut infer = None;

@@ -97,7 +97,8 @@ impl Tensor {
             Some(d) if d != self.dtype() && d != DType::Bool => self.to_dtype(d),
             _ => self.clone(),
         };
-        let out = crate::op::no_grad(|| self.reduce_impl(op, dims, keepdim, dtype))?;
+        // `x` is already in the requested dtype: the kernel's own cast is then a no-op.
+        let out = crate::op::no_grad(|| x.reduce_impl(op, dims, keepdim, dtype))?;
         if matches!(op, ReduceOp::All | ReduceOp::Any) {
             return Ok(out);
         }
