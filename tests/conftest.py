@@ -48,6 +48,7 @@ def to_numpy(x):
             x = x.float()
         return x.detach().numpy().copy()
     if isinstance(x, ft.Tensor):
+        x = x.detach()
         if x.dtype in (ft.bfloat16, ft.float16):
             x = x.float()
         return np.array(x.numpy(), copy=True)

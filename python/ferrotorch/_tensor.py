@@ -1,6 +1,8 @@
 """Conveniences attached to the Rust ``Tensor`` class: in-place variants, random fills and a few
 composed methods. Hot paths (operators, kernels) live in Rust; these are glue."""
 
+import struct
+
 from ferrotorch import _C
 from ferrotorch._C import Tensor
 
@@ -11,7 +13,7 @@ _INPLACE = [
     "exp", "log", "log1p", "sqrt", "rsqrt", "sin", "cos", "tanh", "sigmoid", "relu", "floor",
     "ceil", "round", "trunc", "reciprocal", "sign", "masked_fill", "maximum", "minimum",
     "logical_not", "logical_and", "logical_or", "tril", "triu", "silu", "gelu", "true_divide",
-    "subtract", "multiply", "divide", "eq", "ne", "lt", "le", "gt", "ge",
+    "subtract", "multiply", "divide", "eq", "ne", "lt", "le", "gt", "ge", "erf", "erfinv",
 ]
 
 
@@ -166,6 +168,27 @@ def _exponential_(self, lambd=1.0, *, generator=None):
     return self
 
 
+def _random_(self, *args, generator=None, **kwargs):
+    """``random_(to)``, ``random_(from, to)`` or ``random_()`` (the dtype's default range), drawn
+    from torch's stream."""
+    if "from" in kwargs:
+        args = (kwargs.pop("from"),) + args
+    if "to" in kwargs:
+        args = args + (kwargs.pop("to"),)
+    if kwargs:
+        raise TypeError(f"random_() got unexpected keyword arguments {sorted(kwargs)}")
+    if len(args) == 1:
+        _C.random_(self, 0, int(args[0]), generator)
+    elif len(args) == 2:
+        low, high = args
+        _C.random_(self, int(low), None if high is None else int(high), generator)
+    elif not args:
+        _C.random_(self, None, None, generator)
+    else:
+        raise TypeError(f"random_() takes at most 2 positional arguments ({len(args)} given)")
+    return self
+
+
 def _bernoulli(self, p=None, *, generator=None):
     if p is None:
         return _C.bernoulli(self, generator=generator)
@@ -181,10 +204,40 @@ Tensor.uniform_ = _uniform_
 Tensor.bernoulli_ = _bernoulli_
 Tensor.exponential_ = _exponential_
 Tensor.bernoulli = _bernoulli
+Tensor.random_ = _random_
 Tensor.multinomial = _multinomial
 
 
 # *** composed methods ***
+
+def _lerp(self, end, weight):
+    """``self + weight * (end - self)``, evaluated from the nearer end like torch for accuracy."""
+    diff = end - self
+    if not isinstance(weight, Tensor):
+        if self.dtype != _C.float64:
+            # torch rounds a number weight to the tensor's compute type (float) first.
+            weight = struct.unpack("f", struct.pack("f", weight))[0]
+        if abs(weight) < 0.5:
+            return self + weight * diff
+        return end - diff * (1 - weight)
+    return _C.where(weight.abs() < 0.5, self + weight * diff, end - diff * (1 - weight))
+
+
+def _addcmul(self, tensor1, tensor2, *, value=1):
+    """``self + value * tensor1 * tensor2``."""
+    return self + value * tensor1 * tensor2
+
+
+def _addcdiv(self, tensor1, tensor2, *, value=1):
+    """``self + value * tensor1 / tensor2``."""
+    return self + value * tensor1 / tensor2
+
+
+Tensor.lerp = _lerp
+Tensor.addcmul = _addcmul
+Tensor.addcdiv = _addcdiv
+for _name in ("lerp", "addcmul", "addcdiv"):
+    setattr(Tensor, _name + "_", _make_inplace(_name))
 
 class _RemovableHandle:
     """What ``register_hook`` returns: ``handle.remove()`` unregisters the hook."""

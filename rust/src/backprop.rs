@@ -7,6 +7,7 @@ use crate::error::{Error, Result};
 use crate::layout::Layout;
 use crate::op::{self, GradModeGuard, Op};
 use crate::tensor::math::{Arg, BinaryOp as B, UnaryOp as U};
+use crate::tensor::nn;
 use crate::tensor::reduce::ReduceOp as R;
 use crate::tensor::{Scalar, Tensor};
 use std::collections::{HashMap, HashSet};
@@ -320,6 +321,14 @@ fn grad_of(op: &Op, g: &Tensor) -> Result<Vec<Option<Tensor>>> {
                     let pdf = muls(&pdf, 1.0 / (2.0 * std::f64::consts::PI).sqrt())?;
                     mul(g, &cdf.binary_t(B::Add, &mul(x, &pdf)?)?)?
                 }
+                U::Erfinv => {
+                    // d/dy erfinv(y) = sqrt(pi)/2 * exp(erfinv(y)^2)
+                    let d = muls(
+                        &mul(out, out)?.unary(U::Exp)?,
+                        std::f64::consts::PI.sqrt() / 2.0,
+                    )?;
+                    mul(g, &d)?
+                }
                 U::Erf => {
                     let d = muls(
                         &muls(&mul(x, x)?, -1.0)?.unary(U::Exp)?,
@@ -509,6 +518,53 @@ fn grad_of(op: &Op, g: &Tensor) -> Result<Vec<Option<Tensor>>> {
         }
         Op::Cast { x } => vec![Some(g.to_dtype(x.dtype()))],
         Op::Clone { .. } => vec![Some(g.clone())],
+        Op::LayerNorm {
+            x,
+            weight,
+            bias,
+            mean,
+            rstd,
+            shape,
+            eps,
+        } => {
+            let (gx, gw, gb) = if crate::op::is_grad_enabled() {
+                nn::layer_norm_backward_composite(g, x, weight.as_ref(), shape, *eps)?
+            } else {
+                nn::layer_norm_backward(g, x, weight.as_ref(), mean, rstd, shape)?
+            };
+            let mut out = vec![Some(gx)];
+            if weight.is_some() {
+                out.push(Some(gw));
+            }
+            if bias.is_some() {
+                out.push(Some(gb));
+            }
+            out
+        }
+        Op::CrossEntropy {
+            x,
+            target,
+            weight,
+            ignore_index,
+            smoothing,
+            reduction,
+            lse,
+            denom,
+        } => {
+            let (w, ii, s, r, d) = (
+                weight.as_ref(),
+                *ignore_index,
+                *smoothing,
+                *reduction,
+                *denom,
+            );
+            let gx = if crate::op::is_grad_enabled() {
+                nn::cross_entropy_backward_composite(g, x, target, w, ii, s, r, d)?
+            } else {
+                nn::cross_entropy_backward(g, x, target, w, ii, s, r, lse, d)?
+            };
+            vec![Some(gx)]
+        }
         Op::External { backward, .. } => backward(std::slice::from_ref(g))?,
     })
 }

@@ -7,6 +7,7 @@
 pub mod backprop;
 pub mod dtype;
 pub mod error;
+pub mod io;
 pub mod kernels;
 pub mod layout;
 pub mod op;

@@ -144,6 +144,28 @@ pub enum Op {
     Clone {
         x: Tensor,
     },
+    /// Fused layer norm over the trailing dims `shape`; `mean`/`rstd` are per row.
+    LayerNorm {
+        x: Tensor,
+        weight: Option<Tensor>,
+        bias: Option<Tensor>,
+        mean: Tensor,
+        rstd: Tensor,
+        shape: Vec<usize>,
+        eps: f64,
+    },
+    /// Fused cross-entropy of logits (N, C) against class indices; `lse` holds each row's
+    /// logsumexp, `denom` the mean reduction's total weight.
+    CrossEntropy {
+        x: Tensor,
+        target: Tensor,
+        weight: Option<Tensor>,
+        ignore_index: i64,
+        smoothing: f64,
+        reduction: crate::tensor::nn::Reduction,
+        lse: Vec<f64>,
+        denom: f64,
+    },
     /// A Python `autograd.Function` (or any external backward): called with the output grads.
     External {
         inputs: Vec<Tensor>,
@@ -174,6 +196,14 @@ impl Op {
             ScatterAdd { base, src, .. } => vec![base.clone(), src.clone()],
             IndexPut { base, values, .. } => vec![base.clone(), values.clone()],
             Where { a, b, .. } => vec![a.clone(), b.clone()],
+            LayerNorm {
+                x, weight, bias, ..
+            } => std::iter::once(x)
+                .chain(weight)
+                .chain(bias)
+                .cloned()
+                .collect(),
+            CrossEntropy { x, .. } => vec![x.clone()],
             External { inputs, .. } => inputs.clone(),
         }
     }
@@ -272,6 +302,8 @@ fn saved_versions(op: &Op) -> Vec<(Arc<Storage>, u64)> {
         Matmul { a, b } => vec![a, b],
         Where { cond, .. } => vec![cond],
         Gather { index, .. } | ScatterAdd { index, .. } => vec![index],
+        LayerNorm { x, weight, .. } => std::iter::once(x).chain(weight).collect(),
+        CrossEntropy { x, .. } => vec![x],
         _ => vec![],
     };
     saved
@@ -319,6 +351,7 @@ pub fn node_name(op: &Op) -> &'static str {
             UnaryOp::Silu => "SiluBackward0",
             UnaryOp::Reciprocal => "ReciprocalBackward0",
             UnaryOp::Erf => "ErfBackward0",
+            UnaryOp::Erfinv => "ErfinvBackward0",
             UnaryOp::Sign => "SignBackward0",
             UnaryOp::Floor => "FloorBackward0",
             UnaryOp::Ceil => "CeilBackward0",
@@ -364,6 +397,8 @@ pub fn node_name(op: &Op) -> &'static str {
         Where { .. } => "WhereBackward0",
         Cast { .. } => "ToCopyBackward0",
         Clone { .. } => "CloneBackward0",
+        LayerNorm { .. } => "NativeLayerNormBackward0",
+        CrossEntropy { .. } => "NllLossBackward0",
         External { .. } => "BackwardCFunction",
     }
 }

@@ -105,6 +105,22 @@ impl Storage {
         self.bump_version();
     }
 
+    /// The buffer as a mutable slice of `T`, for kernels that update in place (optimizer
+    /// steps). Bumps the version counter.
+    ///
+    /// # Safety
+    /// No other slice of this storage may be alive while the returned one is used, and no two
+    /// calls may hand out overlapping slices to concurrent writers.
+    #[allow(clippy::mut_from_ref)]
+    pub unsafe fn as_mut_slice<T: Elem>(&self) -> &mut [T] {
+        assert_eq!(T::DTYPE, self.dtype, "storage dtype mismatch");
+        self.bump_version();
+        if self.len == 0 {
+            return &mut [];
+        }
+        std::slice::from_raw_parts_mut(self.ptr as *mut T, self.len)
+    }
+
     /// Writes a contiguous run starting at `offset`.
     pub fn write_contiguous<T: Elem>(&self, offset: usize, values: &[T]) {
         assert_eq!(T::DTYPE, self.dtype, "storage dtype mismatch");

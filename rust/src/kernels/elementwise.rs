@@ -423,3 +423,61 @@ pub mod num_like {
     impl_float!(f32, libm::erff);
     impl_float!(f64, libm::erf);
 }
+
+/// The inverse error function as torch computes it: a rational first guess (central and tail
+/// branches) polished by two Newton steps on erf(x) - y.
+pub fn erfinv<T: Arith + num_like::Float>(y: T) -> T {
+    let c = |v: f64| T::from_f64c(v);
+    const A: [f64; 4] = [0.886226899, -1.645349621, 0.914624893, -0.140543331];
+    const B: [f64; 4] = [-2.118377725, 1.442710462, -0.329097515, 0.012229801];
+    const C: [f64; 4] = [-1.970840454, -1.624906493, 3.429567803, 1.641345311];
+    const D: [f64; 2] = [3.543889200, 1.637067800];
+    let y_abs = Arith::abs(y);
+    if y_abs > c(1.0) || y.is_nan_() {
+        return c(f64::NAN);
+    }
+    if y_abs == c(1.0) {
+        return if y > c(0.0) {
+            c(f64::INFINITY)
+        } else {
+            c(f64::NEG_INFINITY)
+        };
+    }
+    let mut x = if y_abs <= c(0.7) {
+        let z = y.mul(y);
+        let num = c(A[3])
+            .mul(z)
+            .add(c(A[2]))
+            .mul(z)
+            .add(c(A[1]))
+            .mul(z)
+            .add(c(A[0]));
+        let dem = c(B[3])
+            .mul(z)
+            .add(c(B[2]))
+            .mul(z)
+            .add(c(B[1]))
+            .mul(z)
+            .add(c(B[0]))
+            .mul(z)
+            .add(c(1.0));
+        y.mul(num).div(dem)
+    } else {
+        let z = c(1.0).sub(y_abs).div(c(2.0)).ln().neg().sqrt();
+        let num = c(C[3])
+            .mul(z)
+            .add(c(C[2]))
+            .mul(z)
+            .add(c(C[1]))
+            .mul(z)
+            .add(c(C[0]));
+        let dem = c(D[1]).mul(z).add(c(D[0])).mul(z).add(c(1.0));
+        let signed = if y < c(0.0) { num.neg() } else { num };
+        signed.div(dem)
+    };
+    let k = c(2.0 / std::f64::consts::PI.sqrt());
+    for _ in 0..2 {
+        x = x.sub(x.erf().sub(y).div(k.mul(x.mul(x).neg().exp())));
+    }
+    x
+}

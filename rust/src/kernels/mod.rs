@@ -2,5 +2,7 @@
 
 pub mod copy;
 pub mod elementwise;
+pub mod fused;
 pub mod matmul;
+pub mod optim;
 pub mod reduce;

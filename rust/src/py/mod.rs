@@ -4,6 +4,8 @@ pub mod autograd;
 pub mod convert;
 pub mod dtype;
 pub mod errors;
+pub mod io;
+pub mod nn;
 pub mod pytensor;
 pub mod random;
 
@@ -493,5 +495,7 @@ fn _C(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(_index_put, m)?)?;
     random::register(m)?;
     autograd::register(m)?;
+    io::register(m)?;
+    nn::register(m)?;
     Ok(())
 }

@@ -1111,6 +1111,12 @@ impl PyTensor {
     fn tanh(&self, py: Python<'_>) -> PyResult<Py<PyTensor>> {
         self.un(py, UnaryOp::Tanh)
     }
+    fn erf(&self, py: Python<'_>) -> PyResult<Py<PyTensor>> {
+        self.un(py, UnaryOp::Erf)
+    }
+    fn erfinv(&self, py: Python<'_>) -> PyResult<Py<PyTensor>> {
+        self.un(py, UnaryOp::Erfinv)
+    }
     fn sigmoid(&self, py: Python<'_>) -> PyResult<Py<PyTensor>> {
         self.un(py, UnaryOp::Sigmoid)
     }

@@ -396,6 +396,88 @@ fn exponential_(
     write_back(&t.t, v)
 }
 
+/// `random_(from=0, to=None)`: integers in [from, to), or with neither bound torch's default
+/// range for the dtype: [0, 2^digits] for floats (the integers they hold exactly), [0, max] for
+/// integers. int64 and float64 take one 64-bit draw per element, the rest one 32-bit draw.
+#[pyfunction]
+#[pyo3(signature = (t, from_=None, to=None, generator=None))]
+fn random_(
+    t: PyRef<'_, PyTensor>,
+    from_: Option<i64>,
+    to: Option<i64>,
+    generator: Option<&Bound<'_, PyAny>>,
+) -> PyResult<()> {
+    t.check_inplace("random_")?;
+    let g = gen_of(generator)?;
+    let target = fill_order(&t.t);
+    let n = target.elem_count();
+    let d = t.t.dtype();
+    let mut v = vec![0i64; n];
+    match (from_, to) {
+        (low, Some(high)) => {
+            let low = low.unwrap_or(0);
+            if low >= high {
+                return Err(PyRuntimeError::new_err(format!(
+                    "random_ expects 'from' to be less than 'to', but got from={low} >= to={high}"
+                )));
+            }
+            let (lo, hi): (i64, i64) = match d {
+                DType::Bool => (0, 1),
+                DType::U8 => (0, 255),
+                DType::I32 => (i32::MIN as i64, i32::MAX as i64),
+                DType::I64 => (i64::MIN, i64::MAX),
+                DType::F16 => (-(1 << 11), 1 << 11),
+                DType::BF16 => (-(1 << 8), 1 << 8),
+                DType::F32 => (-(1 << 24), 1 << 24),
+                DType::F64 => (-(1 << 53), 1 << 53),
+            };
+            if low < lo || low > hi {
+                return Err(PyRuntimeError::new_err(format!(
+                    "from is out of bounds for {}",
+                    d.name()
+                )));
+            }
+            if high - 1 < lo || high - 1 > hi {
+                return Err(PyRuntimeError::new_err(format!(
+                    "to - 1 is out of bounds for {}",
+                    d.name()
+                )));
+            }
+            g.with(|g| g.fill_randint(&mut v, low, high));
+        }
+        (Some(low), None) if low != 0 => {
+            return Err(PyRuntimeError::new_err(format!(
+                "random_(from={low}) without 'to' is not supported; pass random_(from, to)"
+            )))
+        }
+        _ => {
+            let wide = matches!(d, DType::F64 | DType::I64);
+            let modulus: u64 = match d {
+                DType::Bool => 2,
+                DType::U8 => 1 << 8,
+                DType::I32 => 1 << 31,
+                DType::I64 => 1 << 63,
+                DType::F16 => (1 << 11) + 1,
+                DType::BF16 => (1 << 8) + 1,
+                DType::F32 => (1 << 24) + 1,
+                DType::F64 => (1 << 53) + 1,
+            };
+            g.with(|g| {
+                for o in v.iter_mut() {
+                    let r = if wide {
+                        g.random_u64()
+                    } else {
+                        g.random_u32() as u64
+                    };
+                    *o = (r % modulus) as i64;
+                }
+            });
+        }
+    }
+    let values = Tensor::from_vec(v, target.shape())?.to_dtype(d);
+    write_back(&t.t, values)
+}
+
 /// bernoulli_(p) with a float p, or with a tensor of probabilities broadcast to the shape.
 #[pyfunction]
 #[pyo3(signature = (t, p=None, generator=None))]
@@ -534,6 +616,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(normal_, m)?)?;
     m.add_function(wrap_pyfunction!(uniform_, m)?)?;
     m.add_function(wrap_pyfunction!(exponential_, m)?)?;
+    m.add_function(wrap_pyfunction!(random_, m)?)?;
     m.add_function(wrap_pyfunction!(bernoulli_, m)?)?;
     m.add_function(wrap_pyfunction!(bernoulli, m)?)?;
     m.add_function(wrap_pyfunction!(multinomial, m)?)?;

@@ -95,6 +95,7 @@ pub enum UnaryOp {
     Trunc,
     Reciprocal,
     Erf,
+    Erfinv,
     LogicalNot,
     BitNot,
 }
@@ -125,6 +126,7 @@ impl UnaryOp {
             Trunc => "trunc",
             Reciprocal => "reciprocal",
             Erf => "erf",
+            Erfinv => "erfinv",
             LogicalNot => "logical_not",
             BitNot => "bitwise_not",
         }
@@ -535,6 +537,7 @@ fn float_unary<T: Arith + Float>(x: &Tensor, op: UnaryOp) -> Result<Tensor> {
         Trunc => map1(src, |a: T| a.trunc()),
         Reciprocal => map1(src, |a: T| c(1.0).div(a)),
         Erf => map1(src, |a: T| a.erf()),
+        Erfinv => map1(src, crate::kernels::elementwise::erfinv),
         LogicalNot | BitNot => unreachable!("handled before dispatch"),
     };
     Tensor::from_vec(v, x.shape())

@@ -5,6 +5,7 @@ mod create;
 mod index;
 mod linalg;
 pub mod math;
+pub mod nn;
 pub mod reduce;
 mod view;
 

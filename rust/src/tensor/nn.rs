@@ -1,0 +1,572 @@
+//! Fused neural-network ops (layer norm, cross-entropy) and the fused optimizer updates: shape
+//! and dtype checks, recording, and the composite backward used when the backward pass is
+//! itself recorded (`create_graph=True`).
+
+use crate::dtype::DType;
+use crate::error::{Error, Result};
+use crate::kernels::fused::{self, CrossEntropySpec};
+use crate::kernels::optim::{self as optk, AdamHyper, SgdHyper};
+use crate::op::{self, Op};
+use crate::tensor::math::{BinaryOp as B, UnaryOp as U};
+use crate::tensor::reduce::ReduceOp as R;
+use crate::tensor::{Scalar, Tensor};
+
+/// How a loss reduces its per-element values (torch's `reduction=`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reduction {
+    None,
+    Mean,
+    Sum,
+}
+
+impl Reduction {
+    pub fn parse(s: &str) -> Result<Reduction> {
+        match s {
+            "none" => Ok(Reduction::None),
+            "mean" => Ok(Reduction::Mean),
+            "sum" => Ok(Reduction::Sum),
+            _ => Err(Error::Value(format!(
+                "{s} is not a valid value for reduction (expected 'none', 'mean' or 'sum')"
+            ))),
+        }
+    }
+}
+
+/// The dtype a fused kernel computes in: f32/f64 as they are, half types through f32.
+fn compute_dtype(d: DType) -> DType {
+    if d == DType::F64 {
+        DType::F64
+    } else {
+        DType::F32
+    }
+}
+
+fn from_f64s(v: Vec<f64>, shape: &[usize], dt: DType) -> Result<Tensor> {
+    Ok(Tensor::from_vec(v, shape)?.to_dtype(dt))
+}
+
+impl Tensor {
+    // *** layer norm ***
+
+    /// Layer norm over the trailing dims `shape`, with optional elementwise affine `weight`
+    /// and `bias` (shaped `shape`).
+    pub fn layer_norm(
+        &self,
+        shape: &[usize],
+        weight: Option<&Tensor>,
+        bias: Option<&Tensor>,
+        eps: f64,
+    ) -> Result<Tensor> {
+        let k = shape.len();
+        let nd = self.dims();
+        if k == 0 || k > nd || self.shape()[nd - k..] != *shape {
+            return Err(Error::runtime(format!(
+                "Given normalized_shape={shape:?}, expected input with shape [*, {}], but got input of size{:?}",
+                shape.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", "),
+                self.shape()
+            )));
+        }
+        if !self.dtype().is_float() {
+            return Err(Error::runtime(format!(
+                "layer_norm expects a floating point input, got {}",
+                self.dtype()
+            )));
+        }
+        for (name, p) in [("weight", weight), ("bias", bias)] {
+            if let Some(p) = p {
+                if p.shape() != shape {
+                    return Err(Error::runtime(format!(
+                        "layer_norm: {name} of shape {:?} does not match normalized_shape {shape:?}",
+                        p.shape()
+                    )));
+                }
+                if p.dtype() != self.dtype() {
+                    return Err(Error::runtime(format!(
+                        "layer_norm: expected {name} to have the input's dtype {}, but got {}",
+                        self.dtype(),
+                        p.dtype()
+                    )));
+                }
+            }
+        }
+        let (out, mean, rstd) = op::no_grad(|| layer_norm_fwd(self, shape, weight, bias, eps))?;
+        let mut inputs = vec![self];
+        inputs.extend(weight);
+        inputs.extend(bias);
+        Ok(out.record(&inputs, || Op::LayerNorm {
+            x: self.clone(),
+            weight: weight.cloned(),
+            bias: bias.cloned(),
+            mean,
+            rstd,
+            shape: shape.to_vec(),
+            eps,
+        }))
+    }
+
+    // *** cross-entropy ***
+
+    /// Cross-entropy of logits `self` (N, C) against class indices `target` (N,), torch's
+    /// `cross_entropy` with `weight`, `ignore_index`, `label_smoothing` and `reduction`.
+    pub fn cross_entropy(
+        &self,
+        target: &Tensor,
+        weight: Option<&Tensor>,
+        ignore_index: i64,
+        smoothing: f64,
+        reduction: Reduction,
+    ) -> Result<Tensor> {
+        if self.dims() != 2 || target.dims() != 1 || target.shape()[0] != self.shape()[0] {
+            return Err(Error::Value(format!(
+                "Expected input batch_size ({}) to match target batch_size ({}): cross_entropy takes input (N, C) and target (N,), got input {:?} and target {:?}",
+                self.shape().first().copied().unwrap_or(0),
+                target.shape().first().copied().unwrap_or(0),
+                self.shape(),
+                target.shape()
+            )));
+        }
+        if target.dtype() != DType::I64 {
+            return Err(Error::runtime(format!(
+                "expected scalar type Long but found {} (cross_entropy class-index targets must be int64; use target.long())",
+                target.dtype().scalar_name()
+            )));
+        }
+        let c = self.shape()[1];
+        if let Some(w) = weight {
+            if w.shape() != [c] {
+                return Err(Error::runtime(format!(
+                    "weight tensor should be defined either for all {c} classes or no classes but got weight tensor of shape: {:?}",
+                    w.shape()
+                )));
+            }
+        }
+        if !(0.0..=1.0).contains(&smoothing) {
+            return Err(Error::runtime(format!(
+                "label_smoothing must be between 0.0 and 1.0. Got: {smoothing}"
+            )));
+        }
+        let (loss_rows, lse, denom) =
+            op::no_grad(|| ce_fwd(self, target, weight, ignore_index, smoothing))?;
+        let dt = self.dtype();
+        let out = match reduction {
+            Reduction::None => from_f64s(loss_rows, &[self.shape()[0]], dt)?,
+            Reduction::Sum => from_f64s(vec![loss_rows.iter().sum()], &[], dt)?,
+            Reduction::Mean => from_f64s(vec![loss_rows.iter().sum::<f64>() / denom], &[], dt)?,
+        };
+        Ok(out.record(&[self], || Op::CrossEntropy {
+            x: self.clone(),
+            target: target.contiguous_copy(),
+            weight: weight.map(|w| w.detach()),
+            ignore_index,
+            smoothing,
+            reduction,
+            lse,
+            denom,
+        }))
+    }
+}
+
+fn layer_norm_fwd(
+    x: &Tensor,
+    shape: &[usize],
+    w: Option<&Tensor>,
+    b: Option<&Tensor>,
+    eps: f64,
+) -> Result<(Tensor, Tensor, Tensor)> {
+    let cd = compute_dtype(x.dtype());
+    let n: usize = shape.iter().product();
+    let rows = x.elem_count() / n.max(1);
+    let xs = x.to_dtype(cd).contiguous();
+    let ws = w.map(|w| w.to_dtype(cd).contiguous());
+    let bs = b.map(|b| b.to_dtype(cd).contiguous());
+    macro_rules! run {
+        ($T:ty) => {{
+            let mut y = vec![<$T>::default(); x.elem_count()];
+            let mut mean = vec![<$T>::default(); rows];
+            let mut rstd = vec![<$T>::default(); rows];
+            fused::layer_norm_fwd(
+                xs.as_contiguous_slice::<$T>().expect("contiguous"),
+                ws.as_ref()
+                    .map(|w| w.as_contiguous_slice::<$T>().expect("contiguous")),
+                bs.as_ref()
+                    .map(|b| b.as_contiguous_slice::<$T>().expect("contiguous")),
+                n,
+                eps,
+                &mut y,
+                &mut mean,
+                &mut rstd,
+            );
+            (
+                Tensor::from_vec(y, x.shape())?,
+                Tensor::from_vec(mean, &[rows])?,
+                Tensor::from_vec(rstd, &[rows])?,
+            )
+        }};
+    }
+    let (y, mean, rstd) = if cd == DType::F64 {
+        run!(f64)
+    } else {
+        run!(f32)
+    };
+    Ok((y.to_dtype(x.dtype()), mean, rstd))
+}
+
+/// The fused layer-norm backward: gradients for x and, when present, weight and bias.
+pub fn layer_norm_backward(
+    g: &Tensor,
+    x: &Tensor,
+    w: Option<&Tensor>,
+    mean: &Tensor,
+    rstd: &Tensor,
+    shape: &[usize],
+) -> Result<(Tensor, Tensor, Tensor)> {
+    let cd = mean.dtype();
+    let n: usize = shape.iter().product();
+    let gs = g.to_dtype(cd).contiguous();
+    let xs = x.to_dtype(cd).contiguous();
+    let ws = w.map(|w| w.to_dtype(cd).contiguous());
+    macro_rules! run {
+        ($T:ty) => {{
+            let mut gx = vec![<$T>::default(); x.elem_count()];
+            let (gw, gb) = fused::layer_norm_bwd(
+                gs.as_contiguous_slice::<$T>().expect("contiguous"),
+                xs.as_contiguous_slice::<$T>().expect("contiguous"),
+                ws.as_ref()
+                    .map(|w| w.as_contiguous_slice::<$T>().expect("contiguous")),
+                mean.as_contiguous_slice::<$T>().expect("contiguous"),
+                rstd.as_contiguous_slice::<$T>().expect("contiguous"),
+                n,
+                &mut gx,
+            );
+            (Tensor::from_vec(gx, x.shape())?, gw, gb)
+        }};
+    }
+    let (gx, gw, gb) = if cd == DType::F64 {
+        run!(f64)
+    } else {
+        run!(f32)
+    };
+    let pdt = w.map_or(x.dtype(), |w| w.dtype());
+    Ok((
+        gx.to_dtype(x.dtype()),
+        from_f64s(gw, shape, pdt)?,
+        from_f64s(gb, shape, pdt)?,
+    ))
+}
+
+/// Layer norm's backward written with recorded tensor ops, for `create_graph=True`: the
+/// statistics are recomputed from `x` so their dependence on `x` is differentiated too.
+pub fn layer_norm_backward_composite(
+    g: &Tensor,
+    x: &Tensor,
+    w: Option<&Tensor>,
+    shape: &[usize],
+    eps: f64,
+) -> Result<(Tensor, Tensor, Tensor)> {
+    let nd = x.dims() as i64;
+    let norm_dims: Vec<i64> = (nd - shape.len() as i64..nd).collect();
+    let batch_dims: Vec<i64> = (0..nd - shape.len() as i64).collect();
+    let mean = x.reduce(R::Mean, &norm_dims, true, None)?;
+    let xc = x.binary_t(B::Sub, &mean)?;
+    let var = xc
+        .binary_t(B::Mul, &xc)?
+        .reduce(R::Mean, &norm_dims, true, None)?;
+    let rstd = var.binary_s(B::Add, Scalar::Float(eps))?.unary(U::Rsqrt)?;
+    let xhat = xc.binary_t(B::Mul, &rstd)?;
+    let gxh = match w {
+        Some(w) => g.binary_t(B::Mul, w)?,
+        None => g.clone(),
+    };
+    let a = gxh.reduce(R::Mean, &norm_dims, true, None)?;
+    let b = gxh
+        .binary_t(B::Mul, &xhat)?
+        .reduce(R::Mean, &norm_dims, true, None)?;
+    let inner = gxh
+        .binary_t(B::Sub, &a)?
+        .binary_t(B::Sub, &xhat.binary_t(B::Mul, &b)?)?;
+    let gx = rstd.binary_t(B::Mul, &inner)?;
+    let sum_batch = |t: Tensor| -> Result<Tensor> {
+        if batch_dims.is_empty() {
+            Ok(t)
+        } else {
+            t.reduce(R::Sum, &batch_dims, false, None)
+        }
+    };
+    let gw = sum_batch(g.binary_t(B::Mul, &xhat)?)?;
+    let gb = sum_batch(g.clone())?;
+    Ok((gx, gw, gb))
+}
+
+type CeForward = (Vec<f64>, Vec<f64>, f64);
+
+fn ce_fwd(
+    x: &Tensor,
+    target: &Tensor,
+    weight: Option<&Tensor>,
+    ignore_index: i64,
+    smoothing: f64,
+) -> Result<CeForward> {
+    let c = x.shape()[1];
+    let rows = x.shape()[0];
+    let tv = target.to_vec::<i64>();
+    let wv = weight.map(|w| w.to_vec_as::<f64>());
+    let spec = CrossEntropySpec {
+        target: &tv,
+        weight: wv.as_deref(),
+        ignore_index,
+        smoothing,
+    };
+    let mut loss = vec![0f64; rows];
+    let mut lse = vec![0f64; rows];
+    let xs = x.to_dtype(compute_dtype(x.dtype())).contiguous();
+    let r = if xs.dtype() == DType::F64 {
+        let s = xs.as_contiguous_slice::<f64>().expect("contiguous");
+        fused::cross_entropy_fwd(s, c, &spec, &mut loss, &mut lse)
+    } else {
+        let s = xs.as_contiguous_slice::<f32>().expect("contiguous");
+        fused::cross_entropy_fwd(s, c, &spec, &mut loss, &mut lse)
+    };
+    let denom = r.map_err(|t| Error::Index(format!("Target {t} is out of bounds (the input has {c} classes, so targets must lie in [0, {c}) or equal ignore_index={ignore_index}).")))?;
+    Ok((loss, lse, denom))
+}
+
+/// The per-row scale of the incoming gradient `g` for a cross-entropy reduction.
+fn ce_scale(g: &Tensor, rows: usize, reduction: Reduction, denom: f64) -> Vec<f64> {
+    match reduction {
+        Reduction::None => g.to_vec_as::<f64>(),
+        Reduction::Sum => vec![g.to_vec_as::<f64>()[0]; rows],
+        Reduction::Mean => vec![g.to_vec_as::<f64>()[0] / denom; rows],
+    }
+}
+
+/// The fused cross-entropy backward (gradient for the logits).
+#[allow(clippy::too_many_arguments)]
+pub fn cross_entropy_backward(
+    g: &Tensor,
+    x: &Tensor,
+    target: &Tensor,
+    weight: Option<&Tensor>,
+    ignore_index: i64,
+    smoothing: f64,
+    reduction: Reduction,
+    lse: &[f64],
+    denom: f64,
+) -> Result<Tensor> {
+    let (rows, c) = (x.shape()[0], x.shape()[1]);
+    let tv = target.to_vec::<i64>();
+    let wv = weight.map(|w| w.to_vec_as::<f64>());
+    let spec = CrossEntropySpec {
+        target: &tv,
+        weight: wv.as_deref(),
+        ignore_index,
+        smoothing,
+    };
+    let scale = ce_scale(g, rows, reduction, denom);
+    let xs = x.to_dtype(compute_dtype(x.dtype())).contiguous();
+    let gx = if xs.dtype() == DType::F64 {
+        let mut gx = vec![0f64; rows * c];
+        let s = xs.as_contiguous_slice::<f64>().expect("contiguous");
+        fused::cross_entropy_bwd(s, c, &spec, lse, &scale, &mut gx);
+        Tensor::from_vec(gx, x.shape())?
+    } else {
+        let mut gx = vec![0f32; rows * c];
+        let s = xs.as_contiguous_slice::<f32>().expect("contiguous");
+        fused::cross_entropy_bwd(s, c, &spec, lse, &scale, &mut gx);
+        Tensor::from_vec(gx, x.shape())?
+    };
+    Ok(gx.to_dtype(x.dtype()))
+}
+
+/// Cross-entropy's backward as recorded tensor ops (`create_graph=True`):
+/// `scale·(coef·softmax(x) − q)` with the constant target distribution `q`.
+#[allow(clippy::too_many_arguments)]
+pub fn cross_entropy_backward_composite(
+    g: &Tensor,
+    x: &Tensor,
+    target: &Tensor,
+    weight: Option<&Tensor>,
+    ignore_index: i64,
+    smoothing: f64,
+    reduction: Reduction,
+    denom: f64,
+) -> Result<Tensor> {
+    let (rows, c) = (x.shape()[0], x.shape()[1]);
+    let tv = target.to_vec::<i64>();
+    let wv: Vec<f64> = weight.map_or(vec![1.0; c], |w| w.to_vec_as::<f64>());
+    let w_all: f64 = wv.iter().sum();
+    let mut q = vec![0f64; rows * c];
+    let mut coef = vec![0f64; rows];
+    for (i, &t) in tv.iter().enumerate() {
+        if t == ignore_index {
+            continue;
+        }
+        let wt = wv[t as usize];
+        coef[i] = (1.0 - smoothing) * wt + smoothing / c as f64 * w_all;
+        for j in 0..c {
+            q[i * c + j] = smoothing / c as f64 * wv[j];
+        }
+        q[i * c + t as usize] += (1.0 - smoothing) * wt;
+    }
+    let dt = x.dtype();
+    let q = from_f64s(q, &[rows, c], dt)?;
+    let coef = from_f64s(coef, &[rows, 1], dt)?;
+    let p = x.softmax(1, false)?;
+    let d = coef.binary_t(B::Mul, &p)?.binary_t(B::Sub, &q)?;
+    let scale = match reduction {
+        Reduction::None => g.unsqueeze(1)?,
+        Reduction::Sum => g.clone(),
+        Reduction::Mean => g.binary_s(B::Div, Scalar::Float(denom))?,
+    };
+    scale.binary_t(B::Mul, &d)
+}
+
+// *** fused optimizer steps ***
+
+fn check_pair(what: &str, i: usize, p: &Tensor, s: &Tensor) -> Result<()> {
+    if s.shape() != p.shape() || s.dtype() != p.dtype() || !s.is_contiguous() {
+        return Err(Error::runtime(format!(
+            "fused optimizer step: {what} of parameter {i} must be a contiguous {} tensor of shape {:?}, got {} {:?} (contiguous: {})",
+            p.dtype(),
+            p.shape(),
+            s.dtype(),
+            s.shape(),
+            s.is_contiguous()
+        )));
+    }
+    Ok(())
+}
+
+fn check_param(i: usize, p: &Tensor) -> Result<()> {
+    if !p.is_contiguous() || !matches!(p.dtype(), DType::F32 | DType::F64) {
+        return Err(Error::runtime(format!(
+            "fused optimizer step: parameter {i} must be a contiguous float32/float64 tensor, got {} of shape {:?} (contiguous: {})",
+            p.dtype(),
+            p.shape(),
+            p.is_contiguous()
+        )));
+    }
+    Ok(())
+}
+
+/// The gradient as a contiguous tensor of the parameter's dtype.
+fn grad_like(i: usize, p: &Tensor, g: &Tensor) -> Result<Tensor> {
+    if g.shape() != p.shape() {
+        return Err(Error::runtime(format!(
+            "fused optimizer step: gradient of parameter {i} has shape {:?}, the parameter {:?}",
+            g.shape(),
+            p.shape()
+        )));
+    }
+    Ok(g.to_dtype(p.dtype()).contiguous())
+}
+
+/// Applies one Adam/AdamW step to every parameter (`steps[i]` is its step count after the
+/// increment). `max_exp_avg_sqs` is given for amsgrad.
+pub fn adam_step(
+    params: &[Tensor],
+    grads: &[Tensor],
+    exp_avgs: &[Tensor],
+    exp_avg_sqs: &[Tensor],
+    max_exp_avg_sqs: Option<&[Tensor]>,
+    steps: &[f64],
+    hyper: AdamHyper,
+) -> Result<()> {
+    for (i, p) in params.iter().enumerate() {
+        check_param(i, p)?;
+        check_pair("exp_avg", i, p, &exp_avgs[i])?;
+        check_pair("exp_avg_sq", i, p, &exp_avg_sqs[i])?;
+        if let Some(mx) = max_exp_avg_sqs {
+            check_pair("max_exp_avg_sq", i, p, &mx[i])?;
+        }
+        let g = grad_like(i, p, &grads[i])?;
+        let h = AdamHyper {
+            step: steps[i],
+            ..hyper
+        };
+        let range = |t: &Tensor| {
+            let (s, e) = t.layout().contiguous_offsets().expect("checked contiguous");
+            s..e
+        };
+        macro_rules! run {
+            ($T:ty) => {{
+                // SAFETY: the parameter and its states are distinct contiguous buffers (states
+                // are created by the optimizer), and no other slice of them is alive here.
+                unsafe {
+                    let pp = &mut p.storage().as_mut_slice::<$T>()[range(p)];
+                    let m = &mut exp_avgs[i].storage().as_mut_slice::<$T>()[range(&exp_avgs[i])];
+                    let v =
+                        &mut exp_avg_sqs[i].storage().as_mut_slice::<$T>()[range(&exp_avg_sqs[i])];
+                    let mx = max_exp_avg_sqs
+                        .map(|mx| &mut mx[i].storage().as_mut_slice::<$T>()[range(&mx[i])]);
+                    let gs = g.as_contiguous_slice::<$T>().expect("contiguous");
+                    optk::adam_step(pp, gs, m, v, mx, h);
+                }
+            }};
+        }
+        check_distinct(p, &[&g, &exp_avgs[i], &exp_avg_sqs[i]])?;
+        if p.dtype() == DType::F64 {
+            run!(f64)
+        } else {
+            run!(f32)
+        }
+    }
+    Ok(())
+}
+
+fn check_distinct(p: &Tensor, others: &[&Tensor]) -> Result<()> {
+    if others.iter().any(|o| o.same_storage(p)) {
+        return Err(Error::runtime(
+            "fused optimizer step: a parameter shares memory with its gradient or state",
+        ));
+    }
+    Ok(())
+}
+
+/// Applies one SGD step to every parameter; momentum buffers that are `None` are created
+/// (torch's first step) and returned.
+pub fn sgd_step(
+    params: &[Tensor],
+    grads: &[Tensor],
+    bufs: &[Option<Tensor>],
+    hyper: SgdHyper,
+) -> Result<Vec<Option<Tensor>>> {
+    let mut out = Vec::with_capacity(params.len());
+    for (i, p) in params.iter().enumerate() {
+        check_param(i, p)?;
+        let g = grad_like(i, p, &grads[i])?;
+        let (buf, fresh) = match (&bufs[i], hyper.momentum != 0.0) {
+            (_, false) => (None, false),
+            (Some(b), true) => {
+                check_pair("momentum_buffer", i, p, b)?;
+                (Some(b.clone()), false)
+            }
+            (None, true) => (Some(Tensor::zeros(p.shape(), p.dtype())?), true),
+        };
+        check_distinct(p, &[&g])?;
+        let range = |t: &Tensor| {
+            let (s, e) = t.layout().contiguous_offsets().expect("checked contiguous");
+            s..e
+        };
+        macro_rules! run {
+            ($T:ty) => {{
+                // SAFETY: parameter and buffer are distinct contiguous buffers; no other slice
+                // of them is alive here.
+                unsafe {
+                    let pp = &mut p.storage().as_mut_slice::<$T>()[range(p)];
+                    let b = buf
+                        .as_ref()
+                        .map(|b| &mut b.storage().as_mut_slice::<$T>()[range(b)]);
+                    let gs = g.as_contiguous_slice::<$T>().expect("contiguous");
+                    optk::sgd_step(pp, gs, b, fresh, hyper);
+                }
+            }};
+        }
+        if p.dtype() == DType::F64 {
+            run!(f64)
+        } else {
+            run!(f32)
+        }
+        out.push(buf);
+    }
+    Ok(out)
+}

@@ -1,0 +1,320 @@
+"""The fused kernels of the Rust core (layer norm, cross-entropy, optimizer steps, erfinv,
+random_) against torch: forward, gradients, second derivatives and float64 gradcheck."""
+
+import ferrotorch as ft
+import numpy as np
+import pytest
+import torch
+from conftest import assert_same, to_ft
+from ferrotorch import _C
+
+FLOATS = ["float32", "float64"]
+
+
+def _both(shape, dtype, seed, requires_grad=True, scale=1.0):
+    g = torch.Generator().manual_seed(seed)
+    t = (torch.randn(*shape, generator=g, dtype=torch.float64) * scale).to(getattr(torch, dtype))
+    f = to_ft(t)
+    if requires_grad:
+        t.requires_grad_(True)
+        f.requires_grad_(True)
+    return f, t
+
+
+# *** layer norm ***
+
+@pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize("shape,norm", [((4, 8), (8,)), ((2, 3, 16), (16,)), ((2, 3, 4), (3, 4)),
+                                        ((5,), (5,)), ((0, 7), (7,))])
+@pytest.mark.parametrize("affine", [True, False])
+def test_layer_norm_matches_torch(dtype, shape, norm, affine):
+    x, xt = _both(shape, dtype, 1)
+    w, wt = _both(norm, dtype, 2) if affine else (None, None)
+    b, bt = _both(norm, dtype, 3) if affine else (None, None)
+    y = _C.layer_norm(x, list(norm), w, b, 1e-5)
+    yt = torch.nn.functional.layer_norm(xt, norm, wt, bt, 1e-5)
+    assert_same(y, yt)
+    g, gt = _both(shape, dtype, 4, requires_grad=False)
+    (y * g).sum().backward()
+    (yt * gt).sum().backward()
+    for ours, theirs in [(x, xt), (w, wt), (b, bt)]:
+        if ours is not None:
+            assert_same(ours.grad, theirs.grad, rtol=1e-4 if dtype == "float32" else None,
+                        atol=1e-5 if dtype == "float32" else None)
+    assert y.grad_fn.name() == "NativeLayerNormBackward0"
+
+
+def test_layer_norm_non_contiguous_input():
+    x, xt = _both((6, 4), "float64", 5)
+    y = _C.layer_norm(x.t(), [6])
+    yt = torch.nn.functional.layer_norm(xt.t(), (6,))
+    assert_same(y, yt)
+    y.pow(2).sum().backward()
+    yt.pow(2).sum().backward()
+    assert_same(x.grad, xt.grad)
+
+
+def test_layer_norm_second_derivative():
+    x, xt = _both((3, 5), "float64", 6)
+    w, wt = _both((5,), "float64", 7)
+    b, bt = _both((5,), "float64", 8)
+
+    def gnorm(M, x, w, b, y):
+        (gx, gw) = M.autograd.grad((y * y.sin()).sum(), (x, w), create_graph=True)
+        return (gx.pow(2).sum() + gw.pow(2).sum())
+
+    gnorm(ft, x, w, b, _C.layer_norm(x, [5], w, b, 1e-5)).backward()
+    gnorm(torch, xt, wt, bt, torch.nn.functional.layer_norm(xt, (5,), wt, bt)).backward()
+    for ours, theirs in [(x, xt), (w, wt), (b, bt)]:
+        assert_same(ours.grad, theirs.grad, rtol=1e-9, atol=1e-9)
+
+
+def test_layer_norm_gradcheck():
+    x, _ = _both((3, 4), "float64", 9)
+    w, _ = _both((4,), "float64", 10)
+    b, _ = _both((4,), "float64", 11)
+    assert ft.autograd.gradcheck(lambda x, w, b: _C.layer_norm(x, [4], w, b, 1e-5), (x, w, b))
+
+
+def test_layer_norm_half_types_compute_in_float():
+    x, xt = _both((4, 8), "float32", 12, requires_grad=False)
+    for dt, tdt in [(ft.bfloat16, torch.bfloat16), (ft.float16, torch.float16)]:
+        y = _C.layer_norm(x.to(dt), [8])
+        yt = torch.nn.functional.layer_norm(xt.to(tdt), (8,))
+        assert y.dtype == dt
+        np.testing.assert_allclose(y.float().numpy(), yt.float().numpy(), rtol=2e-2, atol=2e-2)
+
+
+def test_layer_norm_errors():
+    x = ft.randn(2, 3)
+    with pytest.raises(RuntimeError, match=r"normalized_shape=\[4\].*\[\*, 4\].*\[2, 3\]"):
+        _C.layer_norm(x, [4])
+    with pytest.raises(RuntimeError, match="weight of shape"):
+        _C.layer_norm(x, [3], ft.ones(4))
+    with pytest.raises(RuntimeError, match="dtype"):
+        _C.layer_norm(x, [3], ft.ones(3, dtype=ft.float64))
+
+
+# *** cross-entropy ***
+
+CE_CASES = [
+    dict(),
+    dict(reduction="sum"),
+    dict(reduction="none"),
+    dict(ignore_index=1),
+    dict(label_smoothing=0.1),
+    dict(label_smoothing=0.2, reduction="none"),
+    dict(weight=True),
+    dict(weight=True, label_smoothing=0.3, ignore_index=2),
+    dict(weight=True, reduction="sum", ignore_index=0),
+]
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize("case", CE_CASES, ids=str)
+def test_cross_entropy_matches_torch(dtype, case):
+    n, c = 7, 5
+    x, xt = _both((n, c), dtype, 20, scale=2.0)
+    tgt = torch.randint(0, c, (n,), generator=torch.Generator().manual_seed(21))
+    kw = dict(case)
+    wt = w = None
+    if kw.pop("weight", False):
+        wt = torch.rand(c, generator=torch.Generator().manual_seed(22), dtype=xt.dtype) + 0.5
+        w = to_ft(wt)
+    loss = _C.cross_entropy(x, to_ft(tgt), w, kw.get("ignore_index", -100),
+                            kw.get("label_smoothing", 0.0), kw.get("reduction", "mean"))
+    lt = torch.nn.functional.cross_entropy(xt, tgt, weight=wt, **kw)
+    assert_same(loss, lt)
+    if lt.dim():
+        g, gt = _both(tuple(lt.shape), dtype, 23, requires_grad=False)
+        (loss * g).sum().backward()
+        (lt * gt).sum().backward()
+    else:
+        loss.backward()
+        lt.backward()
+    assert_same(x.grad, xt.grad)
+
+
+def test_cross_entropy_non_contiguous_logits_and_grad_fn():
+    x, xt = _both((5, 4), "float64", 24)
+    tgt = torch.tensor([0, 3, 1, 2])
+    loss = _C.cross_entropy(x.t(), to_ft(tgt))
+    lt = torch.nn.functional.cross_entropy(xt.t(), tgt)
+    assert_same(loss, lt)
+    loss.backward()
+    lt.backward()
+    assert_same(x.grad, xt.grad)
+    assert loss.grad_fn.name() == "NllLossBackward0"
+
+
+def test_cross_entropy_second_derivative():
+    x, xt = _both((4, 6), "float64", 25)
+    tgt = torch.tensor([1, 5, 0, 2])
+    for M, xx, loss in [
+        (ft, x, _C.cross_entropy(x, to_ft(tgt), None, -100, 0.1, "mean")),
+        (torch, xt, torch.nn.functional.cross_entropy(xt, tgt, label_smoothing=0.1)),
+    ]:
+        (gx,) = M.autograd.grad(loss, (xx,), create_graph=True)
+        (gx.pow(2).sum() + (gx * xx).sum()).backward()
+    assert_same(x.grad, xt.grad, rtol=1e-9, atol=1e-9)
+
+
+def test_cross_entropy_gradcheck():
+    x, _ = _both((3, 4), "float64", 26)
+    tgt = ft.tensor([0, 3, 1])
+    assert ft.autograd.gradcheck(
+        lambda x: _C.cross_entropy(x, tgt, None, -100, 0.2, "mean"), (x,))
+    assert ft.autograd.gradcheck(
+        lambda x: _C.cross_entropy(x, tgt, None, 3, 0.0, "none"), (x,))
+
+
+def test_cross_entropy_all_ignored_is_nan_like_torch():
+    x, xt = _both((2, 3), "float32", 27)
+    tgt = torch.tensor([-100, -100])
+    lt = torch.nn.functional.cross_entropy(xt, tgt)
+    loss = _C.cross_entropy(x, to_ft(tgt))
+    assert np.isnan(loss.item()) and np.isnan(lt.item())
+
+
+def test_cross_entropy_errors():
+    x = ft.randn(3, 4)
+    with pytest.raises(IndexError, match="Target 4 is out of bounds"):
+        _C.cross_entropy(x, ft.tensor([0, 4, 1]))
+    with pytest.raises(IndexError, match="Target -1 is out of bounds"):
+        _C.cross_entropy(x, ft.tensor([0, -1, 1]))
+    with pytest.raises(ValueError, match="batch_size"):
+        _C.cross_entropy(x, ft.tensor([0, 1]))
+    with pytest.raises(RuntimeError, match="Long"):
+        _C.cross_entropy(x, ft.tensor([0, 1, 2], dtype=ft.int32))
+    with pytest.raises(ValueError, match="reduction"):
+        _C.cross_entropy(x, ft.tensor([0, 1, 2]), None, -100, 0.0, "avg")
+
+
+# *** fused optimizer steps ***
+
+def _params(dtype, seed):
+    g = torch.Generator().manual_seed(seed)
+    shapes = [(7, 3), (5,), (70000,)]  # the last one spans several parallel chunks
+    ts = [torch.randn(*s, generator=g, dtype=getattr(torch, dtype)) for s in shapes]
+    gs = [torch.randn(*s, generator=g, dtype=getattr(torch, dtype)) for s in shapes]
+    return ts, gs
+
+
+ADAM_CASES = [
+    dict(),
+    dict(weight_decay=0.1),
+    dict(amsgrad=True),
+    dict(maximize=True, weight_decay=0.05, betas=(0.8, 0.99), eps=1e-6),
+]
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize("decoupled", [False, True])
+@pytest.mark.parametrize("case", ADAM_CASES, ids=str)
+def test_adam_step_matches_torch(dtype, decoupled, case):
+    ts, gs = _params(dtype, 30)
+    ps = [to_ft(t) for t in ts]
+    params = [torch.nn.Parameter(t.clone()) for t in ts]
+    opt = (torch.optim.AdamW if decoupled else torch.optim.Adam)(params, lr=1e-2, **case)
+    amsgrad = case.get("amsgrad", False)
+    b1, b2 = case.get("betas", (0.9, 0.999))
+    m = [ft.zeros_like(p) for p in ps]
+    v = [ft.zeros_like(p) for p in ps]
+    mx = [ft.zeros_like(p) for p in ps] if amsgrad else None
+    wd = case.get("weight_decay", 1e-2 if decoupled else 0.0)
+    for step in range(1, 6):
+        grads = [g * step for g in gs]
+        for p, g in zip(params, grads):
+            p.grad = g.clone()
+        opt.step()
+        _C._adam_step(ps, [to_ft(g) for g in grads], m, v, mx, [float(step)] * len(ps), 1e-2,
+                      b1, b2, case.get("eps", 1e-8), wd, case.get("maximize", False), decoupled)
+    for ours, theirs in zip(ps, params):
+        assert_same(ours, theirs.detach())
+    for ours, p in zip(m, params):
+        assert_same(ours, opt.state[p]["exp_avg"])
+
+
+SGD_CASES = [
+    dict(),
+    dict(momentum=0.9),
+    dict(momentum=0.9, dampening=0.1, weight_decay=0.01),
+    dict(momentum=0.8, nesterov=True, maximize=True),
+]
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize("case", SGD_CASES, ids=str)
+def test_sgd_step_matches_torch(dtype, case):
+    ts, gs = _params(dtype, 31)
+    ps = [to_ft(t) for t in ts]
+    params = [torch.nn.Parameter(t.clone()) for t in ts]
+    opt = torch.optim.SGD(params, lr=0.05, **case)
+    bufs = [None] * len(ps)
+    for step in range(1, 5):
+        grads = [g * step for g in gs]
+        for p, g in zip(params, grads):
+            p.grad = g.clone()
+        opt.step()
+        bufs = _C._sgd_step(ps, [to_ft(g) for g in grads], bufs, 0.05, case.get("momentum", 0.0),
+                            case.get("dampening", 0.0), case.get("weight_decay", 0.0),
+                            case.get("nesterov", False), case.get("maximize", False))
+    for ours, theirs in zip(ps, params):
+        assert_same(ours, theirs.detach())
+    if case.get("momentum"):
+        for b, p in zip(bufs, params):
+            assert_same(b, opt.state[p]["momentum_buffer"])
+    else:
+        assert bufs == [None] * len(ps)
+
+
+def test_optimizer_step_errors():
+    p = ft.zeros(3)
+    with pytest.raises(RuntimeError, match="gradient of parameter 0 has shape"):
+        _C._sgd_step([p], [ft.zeros(4)], [None], 0.1, 0.0, 0.0, 0.0, False, False)
+    with pytest.raises(RuntimeError, match="contiguous"):
+        _C._sgd_step([ft.zeros(3, 2).t()], [ft.zeros(2, 3)], [None], 0.1, 0.0, 0.0, 0.0, False,
+                     False)
+    with pytest.raises(ValueError, match="parameters"):
+        _C._adam_step([p], [], [], [], None, [], 0.1, 0.9, 0.99, 1e-8, 0.0, False, False)
+
+
+# *** erfinv and random_ ***
+
+@pytest.mark.parametrize("dtype", FLOATS)
+def test_erfinv_matches_torch(dtype):
+    g = torch.Generator().manual_seed(40)
+    u = (torch.rand(2000, generator=g, dtype=torch.float64) * 2 - 1).to(getattr(torch, dtype))
+    u = torch.cat([u, torch.tensor([-1.0, 1.0, 0.0, 0.9999, -0.71, 1.5], dtype=u.dtype)])
+    assert_same(to_ft(u).erfinv(), torch.erfinv(u), rtol=1e-5 if dtype == "float32" else 1e-12)
+    x, xt = _both((50,), "float64", 41, requires_grad=False)
+    x, xt = (x.tanh() * 0.9).requires_grad_(), (xt.tanh() * 0.9).requires_grad_()
+    x.erfinv().sum().backward()
+    xt.erfinv().sum().backward()
+    assert_same(x.grad, xt.grad)
+    assert ft.autograd.gradcheck(lambda t: t.erfinv(), (x.detach().requires_grad_(),))
+
+
+@pytest.mark.parametrize("dtype", ["int64", "int32", "uint8", "float32", "float64", "bfloat16",
+                                   "float16", "bool"])
+@pytest.mark.parametrize("args", [(), (7,), (-3, 9)], ids=str)
+def test_random_matches_torch_stream(dtype, args):
+    if dtype in ("uint8", "bool") and args and args[0] < 0:
+        args = (0, 2)
+    ft.manual_seed(50)
+    torch.manual_seed(50)
+    try:
+        theirs = torch.empty(3, 5, dtype=getattr(torch, dtype)).t().random_(*args)
+    except RuntimeError as e:
+        with pytest.raises(RuntimeError, match=str(e).split(" for ")[0]):
+            ft.empty(3, 5, dtype=getattr(ft, dtype)).t().random_(*args)
+        return
+    torch.manual_seed(50)
+    ours = ft.empty(3, 5, dtype=getattr(ft, dtype)).t().random_(*args)
+    theirs = torch.empty(3, 5, dtype=getattr(torch, dtype)).t().random_(*args)
+    assert_same(ours, theirs)
+
+
+def test_random_errors():
+    with pytest.raises(RuntimeError, match="from=5 >= to=5"):
+        ft.zeros(3).random_(5, 5)
