@@ -1347,3 +1347,47 @@ def test_scatter_gradients():
         (y * y + z * z + w * w).sum().backward()
         res[M] = (x.grad, s.grad)
     assert_same(res[ft], res[torch])
+
+
+def test_gradient_of_a_reshaped_expanded_view():
+    # the view's elements share memory; each must count once
+    b, tb = pair((1, 2), "float64", seed=901)
+    b.requires_grad_(True)
+    tb.requires_grad_(True)
+    g, tg = pair((3, 2), "float64", seed=902)
+    b.expand(1, 3, 2).reshape(3, 2).backward(g)
+    tb.expand(1, 3, 2).reshape(3, 2).backward(tg)
+    assert_same(b.grad, tb.grad)
+    b.grad = None
+    tb.grad = None
+    b.repeat(2, 3).mul(2).sum().backward()
+    tb.repeat(2, 3).mul(2).sum().backward()
+    assert_same(b.grad, tb.grad)
+
+
+def test_negative_zero_gradients_reach_leaves_through_views():
+    w = ft.zeros(2, 3, requires_grad=True)
+    tw = torch.zeros(2, 3, requires_grad=True)
+    x = ft.tensor([[-1.0, 2.0, -3.0]])
+    g = ft.tensor([[1.0, -1.0]])
+    (x @ w.t()).backward(g)
+    (torch.tensor(x.tolist()) @ tw.t()).backward(torch.tensor(g.tolist()))
+    assert w.grad.numpy().tobytes() == tw.grad.numpy().tobytes()
+
+
+def test_tensors_deepcopy_and_pickle():
+    import copy
+    import pickle
+
+    for dt in (ft.float32, ft.float64, ft.bfloat16, ft.int64, ft.bool):
+        t = ft.arange(6).reshape(2, 3).to(dt)
+        for c in (copy.deepcopy(t), pickle.loads(pickle.dumps(t))):
+            assert c.dtype == t.dtype and c.shape == t.shape
+            assert c.tolist() == t.tolist()
+            assert not c.storage_offset() and c.data_ptr() != t.data_ptr()
+    p = ft.randn(3, requires_grad=True)
+    p.grad = ft.ones(3)
+    c = copy.deepcopy(p)
+    assert c.requires_grad and c.is_leaf and c.grad.tolist() == [1.0, 1.0, 1.0]
+    with pytest.raises(RuntimeError, match="graph leaves"):
+        copy.deepcopy(p * 2)

@@ -503,3 +503,25 @@ REPRS = [
 def test_repr(i):
     assert repr(REPRS[i](ft)) == repr(REPRS[i](torch))
     assert str(REPRS[i](ft)) == str(REPRS[i](torch))
+
+
+def test_numpy_scalars_are_copied_not_borrowed():
+    with pytest.raises(TypeError) as theirs:
+        torch.from_numpy(np.float32(3.0))
+    with pytest.raises(TypeError, match="expected np.ndarray") as ours:
+        ft.from_numpy(np.float32(3.0))
+    assert "expected np.ndarray" in str(theirs.value) and ours
+    x = ft.as_tensor(np.float32(3.0))
+    _ = [np.float32(i) for i in range(1000)]  # would reuse freed scalar memory
+    assert x.item() == 3.0 and x.dtype == ft.float32 and x.dim() == 0
+    assert ft.tensor(np.int64(7)).item() == 7
+
+
+def test_randint_keywords_and_constants_like_torch():
+    ft.manual_seed(5)
+    torch.manual_seed(5)
+    assert_same(ft.randint(high=10, size=(4,)), torch.randint(high=10, size=(4,)))
+    assert_same(ft.randint(low=2, high=10, size=(3, 2)), torch.randint(low=2, high=10, size=(3, 2)))
+    for name in ("inf", "nan", "pi", "e"):
+        assert str(getattr(ft, name)) == str(getattr(torch, name))
+    assert ft.cuda.is_available() is False and ft.cuda.device_count() == 0

@@ -519,3 +519,11 @@ def test_zero_dim_tensor_reductions(name, d):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         assert_same_outcome(lambda M: REDUCTIONS[name](M.tensor(2.5), d))
+
+
+def test_index_select_out_of_range_like_torch():
+    for idx in ([-1], [4]):
+        with pytest.raises(IndexError, match="index out of range in self"):
+            torch.arange(4.0).index_select(0, torch.tensor(idx))
+        with pytest.raises(IndexError, match="index out of range in self"):
+            ft.arange(4.0).index_select(0, ft.tensor(idx))

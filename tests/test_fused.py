@@ -1,6 +1,8 @@
 """The fused kernels of the Rust core (layer norm, cross-entropy, optimizer steps, erfinv,
 random_) against torch: forward, gradients, second derivatives and float64 gradcheck."""
 
+import math
+
 import ferrotorch as ft
 import numpy as np
 import pytest
@@ -318,3 +320,95 @@ def test_random_matches_torch_stream(dtype, args):
 def test_random_errors():
     with pytest.raises(RuntimeError, match="from=5 >= to=5"):
         ft.zeros(3).random_(5, 5)
+
+
+# *** attention ***
+
+def _attn_inputs(dtype, n=3, lq=5, lk=7, e=4, ev=6, seed=60):
+    q, qt = _both((n, lq, e), dtype, seed)
+    k, kt = _both((n, lk, e), dtype, seed + 1)
+    v, vt = _both((n, lk, ev), dtype, seed + 2)
+    return (q, k, v), (qt, kt, vt)
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize("mode", ["plain", "causal", "bool_mask", "float_mask", "scale"])
+def test_attention_matches_torch(dtype, mode):
+    ours, theirs = _attn_inputs(dtype)
+    n, lq, lk = 3, 5, 7
+    kw, mask, mask_t = {}, None, None
+    if mode == "causal":
+        kw["is_causal"] = True
+    if mode == "bool_mask":
+        mb = torch.rand(1, lq, lk, generator=torch.Generator().manual_seed(61)) > 0.3
+        mb[:, :, 0] = True  # no fully masked row: torch's math path would give NaN
+        mask_t = mb
+        mask = to_ft(torch.zeros(1, lq, lk, dtype=theirs[0].dtype).masked_fill(~mb, -math.inf))
+    if mode == "float_mask":
+        mask_t = torch.randn(n, lq, lk, generator=torch.Generator().manual_seed(62),
+                             dtype=theirs[0].dtype)
+        mask = to_ft(mask_t)
+    scale = 0.3 if mode == "scale" else 1 / math.sqrt(4)
+    if mode == "scale":
+        kw["scale"] = 0.3
+    out = _C._attention(*ours, None if mask is None else mask.expand(n, lq, lk),
+                        kw.get("is_causal", False), scale)
+    out_t = torch.nn.functional.scaled_dot_product_attention(*theirs, attn_mask=mask_t, **kw)
+    assert_same(out, out_t)
+    g, gt = _both((n, lq, 6), dtype, 63, requires_grad=False)
+    (out * g).sum().backward()
+    (out_t * gt).sum().backward()
+    for a, b in zip(ours, theirs):
+        assert_same(a.grad, b.grad, rtol=1e-5 if dtype == "float32" else None,
+                    atol=1e-5 if dtype == "float32" else None)
+
+
+def test_attention_second_derivative_and_gradcheck():
+    ours, theirs = _attn_inputs("float64", n=2, lq=3, lk=4, e=2, ev=3)
+    results = []
+    for M, (q, k, v), out in [
+        (ft, ours, _C._attention(*ours, None, True, 0.7)),
+        (torch, theirs, None),
+    ]:
+        if out is None:
+            with torch.nn.attention.sdpa_kernel(torch.nn.attention.SDPBackend.MATH):
+                out = torch.nn.functional.scaled_dot_product_attention(
+                    q, k, v, is_causal=True, scale=0.7)
+        gs = M.autograd.grad((out * out).sum(), (q, k, v), create_graph=True)
+        sum(gg.pow(2).sum() for gg in gs).backward()
+        results.append([t.grad for t in (q, k, v)])
+    for a, b in zip(*results):
+        assert_same(a, b, rtol=1e-9, atol=1e-9)
+    q, k, v = (t.detach().requires_grad_() for t in ours)
+    assert ft.autograd.gradcheck(lambda q, k, v: _C._attention(q, k, v, None, True, 0.7),
+                                 (q, k, v))
+
+
+def test_attention_fully_masked_row_gives_zeros():
+    (q, k, v), _ = _attn_inputs("float32", n=1, lq=2, lk=3)
+    mask = ft.zeros(1, 2, 3)
+    mask[0, 1] = -math.inf
+    out = _C._attention(q, k, v, mask, False, 0.5)
+    assert out[0, 1].abs().sum().item() == 0.0
+    out.sum().backward()
+    assert all(np.isfinite(t.grad.numpy()).all() for t in (q, k, v))
+
+
+def test_attention_errors():
+    q = ft.randn(2, 3, 4)
+    with pytest.raises(RuntimeError, match=r"query \(N, L, E\)"):
+        _C._attention(q, ft.randn(2, 3, 5), ft.randn(2, 3, 4), None, False, 1.0)
+    with pytest.raises(RuntimeError, match="same floating dtype"):
+        _C._attention(q, q.double(), q, None, False, 1.0)
+
+
+# *** GELU's fused backward ***
+
+@pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize("approximate", ["none", "tanh"])
+def test_gelu_fused_backward_matches_torch(dtype, approximate):
+    x, xt = _both((70000,), dtype, 70, scale=3.0)
+    g, gt = _both((70000,), dtype, 71, requires_grad=False)
+    (x.gelu(approximate=approximate) * g).sum().backward()
+    (torch.nn.functional.gelu(xt, approximate=approximate) * gt).sum().backward()
+    assert_same(x.grad, xt.grad)

@@ -352,3 +352,18 @@ def test_einsum_repeated_index_diagonal():
     a, ta = pair((4, 4), "float64", seed=56)
     assert_same(ft.einsum("ii->", a), torch.einsum("ii->", ta))
     assert_same(ft.einsum("ii->i", a), torch.einsum("ii->i", ta))
+
+
+@pytest.mark.parametrize("m,k,n", [(1, 1, 1), (2, 1, 1), (1, 1, 2), (3, 1, 5), (10, 1, 5),
+                                   (3, 2, 5), (1, 3, 5), (5, 3, 1), (64, 64, 64), (1, 64, 64)])
+@pytest.mark.parametrize("transposed", [False, True])
+def test_matmul_signs_of_zeros_like_torch(m, k, n, transposed):
+    # 0 * negative products: torch's BLAS keeps -0.0 only for k = 1 products of matrices.
+    ta = torch.zeros(m, k)
+    tb = -torch.ones(k, n)
+    if transposed:
+        ta = torch.zeros(k, m).t()
+    ours = to_ft(ta.contiguous()).t().contiguous().t() if transposed else to_ft(ta)
+    theirs = ta @ tb
+    got = ours @ to_ft(tb)
+    assert got.numpy().tobytes() == theirs.numpy().tobytes()

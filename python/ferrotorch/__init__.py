@@ -11,11 +11,13 @@ tensor(54.)
 """
 
 import builtins as _builtins
+import math as _math
 
 from ferrotorch import (  # noqa: E402,F401,I001  (subpackages need the names above)
     _C,
     _tensor,  # noqa: F401  (attaches methods to Tensor)
     autograd,
+    cuda,
     nn,
 )
 from ferrotorch._C import (  # noqa: F401  (re-exported API)
@@ -43,7 +45,6 @@ from ferrotorch._C import (  # noqa: F401  (re-exported API)
     ones_like,
     promote_types,
     rand,
-    randint,
     randn,
     randperm,
     stack,
@@ -66,6 +67,12 @@ from ferrotorch.autograd.grad_mode import (  # noqa: F401
 )
 
 __version__ = "0.1.0"
+
+# Constants torch re-exports (book code writes ``-torch.inf`` and ``torch.pi``).
+e = _math.e
+inf = _math.inf
+nan = _math.nan
+pi = _math.pi
 
 # torch's dtype aliases.
 float = float32  # noqa: A001
@@ -173,7 +180,7 @@ _METHOD_FUNCTIONS = [
     "matmul", "mm", "bmm", "outer", "dot", "reshape", "transpose", "swapaxes", "t", "permute",
     "unsqueeze", "squeeze", "flatten", "unflatten", "narrow", "select", "unbind", "split",
     "chunk", "as_strided", "clone", "detach", "movedim", "moveaxis", "masked_select",
-    "broadcast_to", "silu",
+    "broadcast_to", "silu", "erf", "erfinv", "lerp", "addcmul", "addcdiv",
 ]
 for _name in _METHOD_FUNCTIONS:
     globals()[_name] = _delegate(_name)
@@ -216,6 +223,24 @@ def rand_like(input, *, dtype=None, generator=None, requires_grad=False, **_):
 def randn_like(input, *, dtype=None, generator=None, requires_grad=False, **_):
     return randn(input.shape, dtype=dtype or input.dtype, generator=generator,
                  requires_grad=requires_grad)
+
+
+def randint(*args, low=None, high=None, size=None, **kwargs):
+    """``randint(high, size)``, ``randint(low, high, size)``, or the same by keyword: integers
+    drawn uniformly from [low, high) with torch's stream.
+
+    >>> import ferrotorch as torch
+    >>> _ = torch.manual_seed(0)
+    >>> torch.randint(10, (3,)).shape
+    torch.Size([3])
+    """
+    if low is not None or high is not None:
+        if high is None:
+            raise TypeError("randint() missing required argument 'high'")
+        args = ((low,) if low is not None else ()) + (high,) + args
+    if size is not None:
+        args = args + (size,)
+    return _C.randint(*args, **kwargs)
 
 
 def randint_like(input, low=0, high=None, *, dtype=None, generator=None, **_):
@@ -261,3 +286,4 @@ def numel_of(shape):
 
 
 del numel_of
+

@@ -208,6 +208,43 @@ Tensor.random_ = _random_
 Tensor.multinomial = _multinomial
 
 
+# *** copying and pickling ***
+
+def _deepcopy(self, memo):
+    if not self.is_leaf:
+        raise RuntimeError(
+            "Only Tensors created explicitly by the user (graph leaves) support the deepcopy "
+            "protocol at the moment. If you were attempting to deepcopy a module, this may be "
+            "because of a torch.nn.utils.weight_norm usage, see "
+            "https://github.com/pytorch/pytorch/pull/103001")
+    if id(self) in memo:
+        return memo[id(self)]
+    out = self.detach().clone().requires_grad_(self.requires_grad)
+    if self.grad is not None:
+        out.grad = self.grad.detach().clone()
+    memo[id(self)] = out
+    return out
+
+
+def _rebuild_tensor(values, dtype_name, shape, requires_grad):
+    t = _C.tensor(values, dtype=getattr(_C, dtype_name)).reshape(shape)
+    return t.requires_grad_(requires_grad) if requires_grad else t
+
+
+def _reduce_ex(self, proto):
+    # Values travel as a (widened) nested list: no raw pointers, same bits back for every dtype
+    # (bfloat16/float16 widen exactly to float32).
+    x = self.detach()
+    if x.dtype in (_C.bfloat16, _C.float16):
+        x = x.float()
+    return (_rebuild_tensor, (x.reshape(-1).tolist(), self.dtype.__repr__().split(".")[-1],
+                              tuple(self.shape), self.requires_grad))
+
+
+Tensor.__deepcopy__ = _deepcopy
+Tensor.__reduce_ex__ = _reduce_ex
+
+
 # *** composed methods ***
 
 def _lerp(self, end, weight):

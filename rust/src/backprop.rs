@@ -313,6 +313,9 @@ fn grad_of(op: &Op, g: &Tensor) -> Result<Vec<Option<Tensor>>> {
                     let pos = out.binary_s(B::Gt, Scalar::Int(0))?;
                     Tensor::where_(&pos, Arg::tensor(g), Arg::tensor(&scalar(0.0, g.dtype())))?
                 }
+                U::Gelu | U::GeluTanh if !op::is_grad_enabled() => {
+                    nn::gelu_backward(g, x, *op == U::GeluTanh)?
+                }
                 U::Gelu => {
                     // Φ(x) + x φ(x), with Φ the normal CDF and φ its density.
                     let erf = muls(x, std::f64::consts::FRAC_1_SQRT_2)?.unary(U::Erf)?;
@@ -564,6 +567,23 @@ fn grad_of(op: &Op, g: &Tensor) -> Result<Vec<Option<Tensor>>> {
                 nn::cross_entropy_backward(g, x, target, w, ii, s, r, lse, d)?
             };
             vec![Some(gx)]
+        }
+        Op::Attention {
+            q,
+            k,
+            v,
+            mask,
+            causal,
+            scale,
+            out,
+            lse,
+        } => {
+            let (gq, gk, gv) = if crate::op::is_grad_enabled() {
+                nn::attention_backward_composite(g, q, k, v, mask.as_ref(), *causal, *scale)?
+            } else {
+                nn::attention_backward(g, q, k, v, mask.as_ref(), *causal, *scale, out, lse)?
+            };
+            vec![Some(gq), Some(gk), Some(gv)]
         }
         Op::External { backward, .. } => backward(std::slice::from_ref(g))?,
     })

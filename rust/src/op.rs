@@ -166,6 +166,17 @@ pub enum Op {
         lse: Vec<f64>,
         denom: f64,
     },
+    /// Fused scaled dot-product attention over (n, l, e) slices; `mask` is additive.
+    Attention {
+        q: Tensor,
+        k: Tensor,
+        v: Tensor,
+        mask: Option<Tensor>,
+        causal: bool,
+        scale: f64,
+        out: Tensor,
+        lse: Tensor,
+    },
     /// A Python `autograd.Function` (or any external backward): called with the output grads.
     External {
         inputs: Vec<Tensor>,
@@ -204,6 +215,7 @@ impl Op {
                 .cloned()
                 .collect(),
             CrossEntropy { x, .. } => vec![x.clone()],
+            Attention { q, k, v, .. } => vec![q.clone(), k.clone(), v.clone()],
             External { inputs, .. } => inputs.clone(),
         }
     }
@@ -304,6 +316,7 @@ fn saved_versions(op: &Op) -> Vec<(Arc<Storage>, u64)> {
         Gather { index, .. } | ScatterAdd { index, .. } => vec![index],
         LayerNorm { x, weight, .. } => std::iter::once(x).chain(weight).collect(),
         CrossEntropy { x, .. } => vec![x],
+        Attention { q, k, v, out, .. } => vec![q, k, v, out],
         _ => vec![],
     };
     saved
@@ -399,6 +412,7 @@ pub fn node_name(op: &Op) -> &'static str {
         Clone { .. } => "CloneBackward0",
         LayerNorm { .. } => "NativeLayerNormBackward0",
         CrossEntropy { .. } => "NllLossBackward0",
+        Attention { .. } => "ScaledDotProductFlashAttentionForCpuBackward0",
         External { .. } => "BackwardCFunction",
     }
 }

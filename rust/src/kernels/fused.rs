@@ -244,3 +244,28 @@ pub fn cross_entropy_bwd<T: Float + Send + Sync>(
         }
     });
 }
+
+// *** GELU ***
+
+/// `g · gelu'(x)` in one pass, for the exact (erf) form or torch's tanh approximation.
+pub fn gelu_bwd<T: Float + Send + Sync>(g: &[T], x: &[T], tanh: bool, out: &mut [T]) {
+    use std::f64::consts::{FRAC_1_SQRT_2, PI};
+    let beta = (2.0 / PI).sqrt();
+    const KAPPA: f64 = 0.044715;
+    out.par_chunks_mut(1 << 14).enumerate().for_each(|(c, o)| {
+        let base = c << 14;
+        for (i, o) in o.iter_mut().enumerate() {
+            let (gv, xv) = (g[base + i].to_f64c(), x[base + i].to_f64c());
+            let d = if tanh {
+                let inner = beta * (xv + KAPPA * xv * xv * xv);
+                let t = inner.tanh();
+                0.5 * (1.0 + t) + 0.5 * xv * (1.0 - t * t) * beta * (1.0 + 3.0 * KAPPA * xv * xv)
+            } else {
+                let cdf = 0.5 * (1.0 + libm::erf(xv * FRAC_1_SQRT_2));
+                let pdf = (-0.5 * xv * xv).exp() / (2.0 * PI).sqrt();
+                cdf + xv * pdf
+            };
+            *o = T::from_f64c(gv * d);
+        }
+    });
+}

@@ -1,5 +1,6 @@
 //! Compute kernels. They see slices and layouts, never the autograd graph.
 
+pub mod attention;
 pub mod copy;
 pub mod elementwise;
 pub mod fused;

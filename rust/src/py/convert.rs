@@ -302,6 +302,13 @@ pub fn typestr(dtype: DType) -> PyResult<&'static str> {
 
 /// Wraps a numpy array's memory without copying (torch.from_numpy semantics).
 pub fn from_numpy(arr: &Bound<'_, PyAny>) -> PyResult<Tensor> {
+    // A numpy scalar's interface points into a temporary array that is gone once the
+    // attribute is read: take an owning 0-d array instead.
+    if let Ok(np) = arr.py().import("numpy") {
+        if arr.is_instance(&np.getattr("generic")?)? {
+            return from_numpy(&np.call_method1("asarray", (arr,))?);
+        }
+    }
     let iface = arr.getattr("__array_interface__")?;
     let iface = iface.cast::<PyDict>()?;
     let ts: String = iface

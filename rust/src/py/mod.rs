@@ -59,7 +59,11 @@ fn tensor(
 
 #[pyfunction]
 fn from_numpy(py: Python<'_>, ndarray: &Bound<'_, PyAny>) -> PyResult<Py<PyTensor>> {
-    if !ndarray.hasattr("__array_interface__")? {
+    let is_scalar = match py.import("numpy") {
+        Ok(np) => ndarray.is_instance(&np.getattr("generic")?)?,
+        Err(_) => false,
+    };
+    if is_scalar || !ndarray.hasattr("__array_interface__")? {
         return Err(PyTypeError::new_err(format!(
             "expected np.ndarray (got {})",
             ndarray.get_type().name()?

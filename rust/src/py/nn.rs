@@ -53,6 +53,24 @@ fn cross_entropy(
     new_py(py, out)
 }
 
+/// Fused scaled dot-product attention over (N, L, E) slices with an optional additive mask.
+#[pyfunction]
+#[pyo3(signature = (query, key, value, mask=None, is_causal=false, scale=1.0))]
+fn _attention(
+    py: Python<'_>,
+    query: PyRef<'_, PyTensor>,
+    key: PyRef<'_, PyTensor>,
+    value: PyRef<'_, PyTensor>,
+    mask: Option<PyRef<'_, PyTensor>>,
+    is_causal: bool,
+    scale: f64,
+) -> PyResult<Py<PyTensor>> {
+    let (q, k, v) = (query.t.clone(), key.t.clone(), value.t.clone());
+    let m = mask.map(|m| m.t.clone());
+    let out = py.detach(|| Tensor::attention(&q, &k, &v, m.as_ref(), is_causal, scale))?;
+    new_py(py, out)
+}
+
 /// One fused Adam/AdamW step over all parameters (in place).
 #[pyfunction]
 #[allow(clippy::too_many_arguments)]
@@ -141,6 +159,7 @@ fn _sgd_step(
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(layer_norm, m)?)?;
     m.add_function(wrap_pyfunction!(cross_entropy, m)?)?;
+    m.add_function(wrap_pyfunction!(_attention, m)?)?;
     m.add_function(wrap_pyfunction!(_adam_step, m)?)?;
     m.add_function(wrap_pyfunction!(_sgd_step, m)?)?;
     Ok(())

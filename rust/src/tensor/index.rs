@@ -261,6 +261,16 @@ impl Tensor {
             )));
         }
         let d = self.dim(dim)?;
+        let size = if self.dims() == 0 { 1 } else { self.shape()[d] };
+        if let Some(bad) = index
+            .to_vec_as::<i64>()
+            .into_iter()
+            .find(|&i| i < 0 || i as usize >= size)
+        {
+            return Err(Error::Index(format!(
+                "index out of range in self (index_select: index {bad} for dimension {d} of size {size})"
+            )));
+        }
         let mut idx: Vec<TensorIndex> = (0..d).map(|_| TensorIndex::Slice(None, None, 1)).collect();
         idx.push(TensorIndex::Tensor(index.reshape(&[-1])?));
         let out = self.index(&idx)?;

@@ -229,10 +229,29 @@ impl Tensor {
         let out = op::no_grad(|| -> Result<Tensor> {
             let vals = src.to_vec_as::<f64>();
             let mut buf = vec![0f64; storage_len];
+            // The first value lands as is (keeping a -0.0 gradient -0.0, as torch does); more
+            // views of the same element add up.
+            let mut hit = vec![false; storage_len];
             for (o, v) in view_layout.offsets().zip(&vals) {
-                buf[o] += v;
+                if hit[o] {
+                    buf[o] += v;
+                } else {
+                    buf[o] = *v;
+                    hit[o] = true;
+                }
             }
-            let gathered: Vec<f64> = x_layout.offsets().map(|o| buf[o]).collect();
+            // When x itself overlaps (an expanded tensor), one of the elements sharing a memory
+            // location takes the whole sum: x's own backward then adds them up exactly once.
+            let gathered: Vec<f64> = x_layout
+                .offsets()
+                .map(|o| {
+                    if std::mem::take(&mut hit[o]) {
+                        buf[o]
+                    } else {
+                        0.0
+                    }
+                })
+                .collect();
             Ok(Tensor::from_vec(gathered, x_layout.shape())?.to_dtype(src.dtype()))
         })?;
         Ok(out.record(&[src], || Op::ViewScatter {

@@ -570,3 +570,256 @@ pub fn sgd_step(
     }
     Ok(out)
 }
+
+// *** attention ***
+
+use crate::kernels::attention::{self as attk, AttnDims, AttnSaved, MaskView};
+
+fn attn_dims(q: &Tensor, k: &Tensor, v: &Tensor) -> Result<AttnDims> {
+    let ok = q.dims() == 3
+        && k.dims() == 3
+        && v.dims() == 3
+        && k.shape()[0] == q.shape()[0]
+        && v.shape()[0] == q.shape()[0]
+        && q.shape()[2] == k.shape()[2]
+        && v.shape()[1] == k.shape()[1];
+    if !ok {
+        return Err(Error::runtime(format!(
+            "attention expects query (N, L, E), key (N, S, E) and value (N, S, Ev), got {:?}, {:?} and {:?}",
+            q.shape(),
+            k.shape(),
+            v.shape()
+        )));
+    }
+    Ok(AttnDims {
+        n: q.shape()[0],
+        lq: q.shape()[1],
+        lk: k.shape()[1],
+        e: q.shape()[2],
+        ev: v.shape()[2],
+    })
+}
+
+fn mask_view<'a, T: crate::dtype::Elem>(m: &'a Tensor) -> MaskView<'a, T> {
+    let st = m.stride();
+    MaskView {
+        data: m.storage().as_slice::<T>(),
+        offset: m.layout().offset(),
+        stride: [st[0], st[1], st[2]],
+    }
+}
+
+impl Tensor {
+    /// Fused `softmax(scale·q·kᵀ + mask)·v` over (N, L, E) slices; `mask` is additive (q's
+    /// dtype, viewed as (N, L, S), broadcast dims with stride 0); `causal` masks keys after
+    /// each query (torch's top-left aligned `is_causal`).
+    pub fn attention(
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        mask: Option<&Tensor>,
+        causal: bool,
+        scale: f64,
+    ) -> Result<Tensor> {
+        let d = attn_dims(q, k, v)?;
+        let dt = q.dtype();
+        if !dt.is_float() || k.dtype() != dt || v.dtype() != dt {
+            return Err(Error::runtime(format!(
+                "Expected query, key, and value to have the same floating dtype, but got query.dtype: {}, key.dtype: {} and value.dtype: {} instead.",
+                q.dtype(),
+                k.dtype(),
+                v.dtype()
+            )));
+        }
+        if let Some(m) = mask {
+            if m.shape() != [d.n, d.lq, d.lk] || m.dtype() != dt {
+                return Err(Error::runtime(format!(
+                    "attention: the additive mask must be {dt} of shape {:?}, got {} {:?}",
+                    [d.n, d.lq, d.lk],
+                    m.dtype(),
+                    m.shape()
+                )));
+            }
+        }
+        let (out, lse) = op::no_grad(|| attention_fwd(d, q, k, v, mask, causal, scale))?;
+        let result = out.to_dtype(dt);
+        Ok(result.record(&[q, k, v], || Op::Attention {
+            q: q.clone(),
+            k: k.clone(),
+            v: v.clone(),
+            mask: mask.map(|m| m.detach()),
+            causal,
+            scale,
+            out,
+            lse,
+        }))
+    }
+}
+
+fn attention_fwd(
+    d: AttnDims,
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    mask: Option<&Tensor>,
+    causal: bool,
+    scale: f64,
+) -> Result<(Tensor, Tensor)> {
+    let cd = compute_dtype(q.dtype());
+    let (qs, ks, vs) = (
+        q.to_dtype(cd).contiguous(),
+        k.to_dtype(cd).contiguous(),
+        v.to_dtype(cd).contiguous(),
+    );
+    let ms = mask.map(|m| m.to_dtype(cd));
+    macro_rules! run {
+        ($T:ty) => {{
+            let mut out = vec![<$T>::default(); d.n * d.lq * d.ev];
+            let mut lse = vec![<$T>::default(); d.n * d.lq];
+            attk::attention_fwd(
+                d,
+                qs.as_contiguous_slice::<$T>().expect("contiguous"),
+                ks.as_contiguous_slice::<$T>().expect("contiguous"),
+                vs.as_contiguous_slice::<$T>().expect("contiguous"),
+                ms.as_ref().map(mask_view::<$T>),
+                causal,
+                scale,
+                &mut out,
+                &mut lse,
+            );
+            (
+                Tensor::from_vec(out, &[d.n, d.lq, d.ev])?,
+                Tensor::from_vec(lse, &[d.n, d.lq])?,
+            )
+        }};
+    }
+    Ok(if cd == DType::F64 {
+        run!(f64)
+    } else {
+        run!(f32)
+    })
+}
+
+/// The fused attention backward: gradients of q, k and v.
+#[allow(clippy::too_many_arguments)]
+pub fn attention_backward(
+    g: &Tensor,
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    mask: Option<&Tensor>,
+    causal: bool,
+    scale: f64,
+    out: &Tensor,
+    lse: &Tensor,
+) -> Result<(Tensor, Tensor, Tensor)> {
+    let d = attn_dims(q, k, v)?;
+    let cd = out.dtype();
+    let (qs, ks, vs, gs) = (
+        q.to_dtype(cd).contiguous(),
+        k.to_dtype(cd).contiguous(),
+        v.to_dtype(cd).contiguous(),
+        g.to_dtype(cd).contiguous(),
+    );
+    let ms = mask.map(|m| m.to_dtype(cd));
+    macro_rules! run {
+        ($T:ty) => {{
+            let mut gq = vec![<$T>::default(); d.n * d.lq * d.e];
+            let mut gk = vec![<$T>::default(); d.n * d.lk * d.e];
+            let mut gv = vec![<$T>::default(); d.n * d.lk * d.ev];
+            let saved = AttnSaved {
+                q: qs.as_contiguous_slice::<$T>().expect("contiguous"),
+                k: ks.as_contiguous_slice::<$T>().expect("contiguous"),
+                v: vs.as_contiguous_slice::<$T>().expect("contiguous"),
+                out: out.as_contiguous_slice::<$T>().expect("contiguous"),
+                lse: lse.as_contiguous_slice::<$T>().expect("contiguous"),
+                mask: ms.as_ref().map(mask_view::<$T>),
+                causal,
+                scale,
+            };
+            let gsl = gs.as_contiguous_slice::<$T>().expect("contiguous");
+            attk::attention_bwd(d, &saved, gsl, &mut gq, &mut gk, &mut gv);
+            (
+                Tensor::from_vec(gq, q.shape())?,
+                Tensor::from_vec(gk, k.shape())?,
+                Tensor::from_vec(gv, v.shape())?,
+            )
+        }};
+    }
+    let (gq, gk, gv) = if cd == DType::F64 {
+        run!(f64)
+    } else {
+        run!(f32)
+    };
+    Ok((
+        gq.to_dtype(q.dtype()),
+        gk.to_dtype(k.dtype()),
+        gv.to_dtype(v.dtype()),
+    ))
+}
+
+/// Attention's backward as recorded tensor ops (`create_graph=True`).
+pub fn attention_backward_composite(
+    g: &Tensor,
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    mask: Option<&Tensor>,
+    causal: bool,
+    scale: f64,
+) -> Result<(Tensor, Tensor, Tensor)> {
+    let (lq, lk) = (q.shape()[1], k.shape()[1]);
+    let mut s = q
+        .matmul(&k.transpose(1, 2)?)?
+        .binary_s(B::Mul, Scalar::Float(scale))?;
+    if let Some(m) = mask {
+        s = s.binary_t(B::Add, m)?;
+    }
+    if causal {
+        let tri: Vec<f64> = (0..lq * lk)
+            .map(|ij| {
+                if ij % lk > ij / lk {
+                    f64::NEG_INFINITY
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        s = s.binary_t(B::Add, &from_f64s(tri, &[lq, lk], s.dtype())?)?;
+    }
+    let p = s.softmax(-1, false)?;
+    let gv = p.transpose(1, 2)?.matmul(g)?;
+    let dp = g.matmul(&v.transpose(1, 2)?)?;
+    let delta = dp.binary_t(B::Mul, &p)?.reduce(R::Sum, &[-1], true, None)?;
+    let ds = p
+        .binary_t(B::Mul, &dp.binary_t(B::Sub, &delta)?)?
+        .binary_s(B::Mul, Scalar::Float(scale))?;
+    let gq = ds.matmul(k)?;
+    let gk = ds.transpose(1, 2)?.matmul(q)?;
+    Ok((gq, gk, gv))
+}
+
+/// GELU's gradient `g · gelu'(x)` in one fused pass (backward without `create_graph`).
+pub fn gelu_backward(g: &Tensor, x: &Tensor, tanh: bool) -> Result<Tensor> {
+    let cd = compute_dtype(x.dtype());
+    let gs = g.broadcast_as(x.shape())?.to_dtype(cd).contiguous();
+    let xs = x.to_dtype(cd).contiguous();
+    macro_rules! run {
+        ($T:ty) => {{
+            let mut out = vec![<$T>::default(); x.elem_count()];
+            fused::gelu_bwd(
+                gs.as_contiguous_slice::<$T>().expect("contiguous"),
+                xs.as_contiguous_slice::<$T>().expect("contiguous"),
+                tanh,
+                &mut out,
+            );
+            Tensor::from_vec(out, x.shape())?
+        }};
+    }
+    let out = if cd == DType::F64 {
+        run!(f64)
+    } else {
+        run!(f32)
+    };
+    Ok(out.to_dtype(g.dtype()))
+}

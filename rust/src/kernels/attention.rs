@@ -1,0 +1,261 @@
+//! Fused scaled dot-product attention, forward and backward, one (batch·head) slice per rayon
+//! task: scores through the GEMM, masking and a stable softmax in place, and only the rows'
+//! logsumexp kept for backward, which recomputes the probabilities instead of storing them.
+
+use rayon::prelude::*;
+
+use super::elementwise::{num_like::Float, Arith};
+use super::matmul::{gemm_f, GemmFloat, Mat};
+use crate::dtype::Elem;
+
+/// Sizes of one attention call: `n` slices, queries `lq`, keys `lk`, head size `e`, value
+/// size `ev`.
+#[derive(Clone, Copy)]
+pub struct AttnDims {
+    pub n: usize,
+    pub lq: usize,
+    pub lk: usize,
+    pub e: usize,
+    pub ev: usize,
+}
+
+/// An additive mask seen as (n, lq, lk) through strides (broadcast dims have stride 0).
+#[derive(Clone, Copy)]
+pub struct MaskView<'a, T> {
+    pub data: &'a [T],
+    pub offset: usize,
+    pub stride: [usize; 3],
+}
+
+impl<T: Copy> MaskView<'_, T> {
+    #[inline(always)]
+    fn at(&self, n: usize, i: usize, j: usize) -> T {
+        self.data[self.offset + n * self.stride[0] + i * self.stride[1] + j * self.stride[2]]
+    }
+}
+
+pub trait AttnFloat: Elem + GemmFloat + Float + Arith + Send + Sync {}
+impl AttnFloat for f32 {}
+impl AttnFloat for f64 {}
+
+#[allow(clippy::too_many_arguments)]
+/// `scale·q·kᵀ + mask` for slice `n` into `s` (lq × lk), causal positions (j > i) set to -inf.
+fn scores<T: AttnFloat>(
+    d: AttnDims,
+    n: usize,
+    q: &[T],
+    k: &[T],
+    mask: Option<MaskView<'_, T>>,
+    causal: bool,
+    scale: f64,
+    s: &mut [T],
+) {
+    let qm = Mat {
+        offset: n * d.lq * d.e,
+        rs: d.e,
+        cs: 1,
+    };
+    let kt = Mat {
+        offset: n * d.lk * d.e,
+        rs: 1,
+        cs: d.e,
+    };
+    gemm_f(d.lq, d.lk, d.e, s, q, qm, k, kt);
+    let sc = T::from_f64c(scale);
+    let neg_inf = T::from_f64c(f64::NEG_INFINITY);
+    for i in 0..d.lq {
+        let row = &mut s[i * d.lk..(i + 1) * d.lk];
+        for (j, x) in row.iter_mut().enumerate() {
+            *x = if causal && j > i {
+                neg_inf
+            } else {
+                match mask {
+                    Some(m) => x.mul(sc).add(m.at(n, i, j)),
+                    None => x.mul(sc),
+                }
+            };
+        }
+    }
+}
+
+/// Forward: `out` (n, lq, ev) and each row's logsumexp `lse` (n, lq).
+#[allow(clippy::too_many_arguments)]
+pub fn attention_fwd<T: AttnFloat>(
+    d: AttnDims,
+    q: &[T],
+    k: &[T],
+    v: &[T],
+    mask: Option<MaskView<'_, T>>,
+    causal: bool,
+    scale: f64,
+    out: &mut [T],
+    lse: &mut [T],
+) {
+    if d.lq == 0 || d.ev == 0 {
+        return;
+    }
+    out.par_chunks_mut(d.lq * d.ev)
+        .zip(lse.par_chunks_mut(d.lq))
+        .enumerate()
+        .for_each(|(n, (o, l))| {
+            let mut s = vec![T::zero(); d.lq * d.lk];
+            scores(d, n, q, k, mask, causal, scale, &mut s);
+            for i in 0..d.lq {
+                let row = &mut s[i * d.lk..(i + 1) * d.lk];
+                let mx = row
+                    .iter()
+                    .map(|x| x.to_f64c())
+                    .fold(f64::NEG_INFINITY, f64::max);
+                if mx == f64::NEG_INFINITY {
+                    // A fully masked row attends to nothing: zeros, like torch's CPU kernel.
+                    row.iter_mut().for_each(|x| *x = T::zero());
+                    l[i] = T::from_f64c(f64::NEG_INFINITY);
+                    continue;
+                }
+                let mut sum = 0f64;
+                for x in row.iter_mut() {
+                    let e = (x.to_f64c() - mx).exp();
+                    sum += e;
+                    *x = T::from_f64c(e);
+                }
+                for x in row.iter_mut() {
+                    *x = T::from_f64c(x.to_f64c() / sum);
+                }
+                l[i] = T::from_f64c(mx + sum.ln());
+            }
+            let pm = Mat {
+                offset: 0,
+                rs: d.lk,
+                cs: 1,
+            };
+            let vm = Mat {
+                offset: n * d.lk * d.ev,
+                rs: d.ev,
+                cs: 1,
+            };
+            gemm_f(d.lq, d.ev, d.lk, o, &s, pm, v, vm);
+        });
+}
+
+/// The inputs backward reads.
+pub struct AttnSaved<'a, T> {
+    pub q: &'a [T],
+    pub k: &'a [T],
+    pub v: &'a [T],
+    pub out: &'a [T],
+    pub lse: &'a [T],
+    pub mask: Option<MaskView<'a, T>>,
+    pub causal: bool,
+    pub scale: f64,
+}
+
+/// Backward: from the output gradient `g` (n, lq, ev), the gradients of q, k and v.
+pub fn attention_bwd<T: AttnFloat>(
+    d: AttnDims,
+    s: &AttnSaved<'_, T>,
+    g: &[T],
+    gq: &mut [T],
+    gk: &mut [T],
+    gv: &mut [T],
+) {
+    if d.n == 0 || d.lq == 0 || d.lk == 0 {
+        return;
+    }
+    gq.par_chunks_mut((d.lq * d.e).max(1))
+        .zip(gk.par_chunks_mut((d.lk * d.e).max(1)))
+        .zip(gv.par_chunks_mut((d.lk * d.ev).max(1)))
+        .enumerate()
+        .for_each(|(n, ((gq, gk), gv))| {
+            let mut p = vec![T::zero(); d.lq * d.lk];
+            scores(d, n, s.q, s.k, s.mask, s.causal, s.scale, &mut p);
+            for i in 0..d.lq {
+                let l = s.lse[n * d.lq + i].to_f64c();
+                for x in p[i * d.lk..(i + 1) * d.lk].iter_mut() {
+                    *x = if l == f64::NEG_INFINITY {
+                        T::zero()
+                    } else {
+                        T::from_f64c((x.to_f64c() - l).exp())
+                    };
+                }
+            }
+            let gm = Mat {
+                offset: n * d.lq * d.ev,
+                rs: d.ev,
+                cs: 1,
+            };
+            // dV = Pᵀ·dO
+            gemm_f(
+                d.lk,
+                d.ev,
+                d.lq,
+                gv,
+                &p,
+                Mat {
+                    offset: 0,
+                    rs: 1,
+                    cs: d.lk,
+                },
+                g,
+                gm,
+            );
+            // dP = dO·Vᵀ
+            let mut dp = vec![T::zero(); d.lq * d.lk];
+            let vt = Mat {
+                offset: n * d.lk * d.ev,
+                rs: 1,
+                cs: d.ev,
+            };
+            gemm_f(d.lq, d.lk, d.ev, &mut dp, g, gm, s.v, vt);
+            // dS = P ∘ (dP − rowsum(dO ∘ O)) · scale
+            for i in 0..d.lq {
+                let base = n * d.lq * d.ev + i * d.ev;
+                let delta: f64 = (0..d.ev)
+                    .map(|c| g[base + c].to_f64c() * s.out[base + c].to_f64c())
+                    .sum();
+                for j in 0..d.lk {
+                    let idx = i * d.lk + j;
+                    let v = p[idx].to_f64c() * (dp[idx].to_f64c() - delta) * s.scale;
+                    dp[idx] = T::from_f64c(v);
+                }
+            }
+            // dQ = dS·K, dK = dSᵀ·Q
+            let km = Mat {
+                offset: n * d.lk * d.e,
+                rs: d.e,
+                cs: 1,
+            };
+            gemm_f(
+                d.lq,
+                d.e,
+                d.lk,
+                gq,
+                &dp,
+                Mat {
+                    offset: 0,
+                    rs: d.lk,
+                    cs: 1,
+                },
+                s.k,
+                km,
+            );
+            let qm = Mat {
+                offset: n * d.lq * d.e,
+                rs: d.e,
+                cs: 1,
+            };
+            gemm_f(
+                d.lk,
+                d.e,
+                d.lq,
+                gk,
+                &dp,
+                Mat {
+                    offset: 0,
+                    rs: 1,
+                    cs: d.lk,
+                },
+                s.q,
+                qm,
+            );
+        });
+}
