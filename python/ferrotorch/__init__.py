@@ -19,6 +19,8 @@ from ferrotorch import (  # noqa: E402,F401,I001  (subpackages need the names ab
     autograd,
     cuda,
     nn,
+    optim,
+    utils,
 )
 from ferrotorch._C import (  # noqa: F401  (re-exported API)
     Generator,
@@ -65,6 +67,7 @@ from ferrotorch.autograd.grad_mode import (  # noqa: F401
     no_grad,
     set_grad_enabled,
 )
+from ferrotorch.serialization import load, save  # noqa: F401
 
 __version__ = "0.1.0"
 
@@ -287,3 +290,10 @@ def numel_of(shape):
 
 del numel_of
 
+
+# *** torch interop and testing helpers ***
+from ferrotorch import testing  # noqa: E402,F401
+from ferrotorch._interop import from_torch  # noqa: E402,F401
+from ferrotorch._interop import to_torch as _to_torch  # noqa: E402
+
+Tensor.to_torch = _to_torch

@@ -1,0 +1,113 @@
+"""Moving tensors between ferrotorch and PyTorch: ``from_torch`` and ``Tensor.to_torch``.
+
+Both go through numpy's array interface, so CPU tensors of a dtype both libraries share are
+wrapped without a copy (strides and storage offset kept) and writes through one are seen by the
+other. numpy has no bfloat16: those tensors travel as float32, which holds every bfloat16 value
+exactly, and so are copied. torch stays an optional dependency: it is imported on first use.
+"""
+
+import sys
+
+import numpy as np
+
+from ferrotorch import _C
+from ferrotorch._C import Tensor
+
+# dtypes that numpy can carry between the two libraries without a copy.
+_SHARED_DTYPES = ("float64", "float32", "float16", "int64", "int32", "uint8", "bool")
+
+
+def real_torch():
+    """The PyTorch module, imported on demand.
+
+    Raises ImportError when torch is not installed, or when the ferrotorch drop-in
+    (``ferrotorch.compat``) has taken over the name ``torch`` in this process.
+    """
+    mod = sys.modules.get("torch")
+    if mod is not None and getattr(mod, "__name__", None) != "torch":
+        raise ImportError(
+            "the real torch is not available: `import torch` resolves to ferrotorch because the "
+            "drop-in (ferrotorch.compat.install()) is active; call ferrotorch.compat.uninstall() "
+            "before converting to or from PyTorch"
+        )
+    if mod is None:
+        try:
+            import torch as mod
+        except ImportError as e:
+            raise ImportError(
+                "this needs PyTorch, which is not installed: `pip install torch` "
+                "(the CPU build is enough)"
+            ) from e
+    return mod
+
+
+def loaded_torch():
+    """The real torch module if this process has already imported it, else None (never
+    imports it: a value cannot be a torch tensor unless torch is loaded)."""
+    mod = sys.modules.get("torch")
+    return mod if mod is not None and getattr(mod, "__name__", None) == "torch" else None
+
+
+def _dtype_name(dtype):
+    return str(dtype).replace("torch.", "")
+
+
+def from_torch(t):
+    """A ferrotorch tensor with the values, dtype, shape and strides of the torch tensor ``t``.
+
+    CPU tensors of a dtype both libraries have share memory with ``t`` (bfloat16 is copied).
+    If ``t`` requires grad, the result is a new leaf that requires grad (no history is carried).
+
+    >>> import torch, ferrotorch
+    >>> x = ferrotorch.from_torch(torch.arange(6.0).reshape(2, 3).t())
+    >>> x.shape, x.stride()
+    (torch.Size([3, 2]), (1, 3))
+    """
+    torch = real_torch()
+    if not isinstance(t, torch.Tensor):
+        raise TypeError(f"from_torch(): expected a torch.Tensor, got {type(t).__name__}")
+    if t.layout != torch.strided:
+        raise TypeError(f"from_torch(): only strided tensors are supported, got {t.layout}")
+    src = t.detach().resolve_conj().resolve_neg()
+    if src.device.type != "cpu":
+        src = src.cpu()
+    name = _dtype_name(src.dtype)
+    if name == "bfloat16":
+        out = _C.from_numpy(src.float().numpy()).to(_C.bfloat16)
+    elif name in _SHARED_DTYPES:
+        out = _C.from_numpy(src.numpy())
+    else:
+        raise TypeError(
+            f"from_torch(): ferrotorch has no dtype {t.dtype}; convert the tensor first, e.g. "
+            f"t.to(torch.float32) or t.to(torch.int64)"
+        )
+    if t.requires_grad:
+        out.requires_grad_(True)
+    return out
+
+
+def to_torch(self):
+    """A torch tensor with this tensor's values, dtype, shape and strides.
+
+    Shares memory with this tensor (writes through one are seen by the other), except for
+    bfloat16, which is copied. If this tensor requires grad, the result is a new torch leaf that
+    requires grad.
+
+    >>> import ferrotorch
+    >>> ferrotorch.tensor([1.0, 2.0]).to_torch()
+    tensor([1., 2.])
+    """
+    torch = real_torch()
+    if not isinstance(self, Tensor):
+        raise TypeError(f"to_torch(): expected a ferrotorch Tensor, got {type(self).__name__}")
+    src = self.detach()
+    if src.dtype == _C.bfloat16:
+        # The float32 copy holds the bfloat16 bits in its upper half; moving the bits (instead
+        # of torch's float->bfloat16 cast, which rewrites NaN payloads) keeps every value.
+        bits = np.asarray(src.float()).view(np.uint32) >> np.uint32(16)
+        out = torch.from_numpy(bits.astype(np.uint16).view(np.int16)).view(torch.bfloat16)
+    else:
+        out = torch.from_numpy(np.asarray(src))
+    if self.requires_grad:
+        out.requires_grad_(True)
+    return out

@@ -1,0 +1,431 @@
+"""Tests of ferrotorch.save / ferrotorch.load (safetensors + JSON structure, no pickle).
+
+What torch can do too (round trips of tensors and nested objects, tied weights, parameters,
+file objects, missing and truncated files) is compared with torch.save/torch.load run on the
+same values in the same test. The file format checks (corrupt headers, wrong sizes, pickle
+files, atomic writes, other safetensors readers) check ferrotorch's own guarantees, with the
+expected tensors still computed by torch.
+"""
+
+import collections
+import io
+import json
+import math
+import os
+import pathlib
+import struct
+import subprocess
+import sys
+import textwrap
+
+import ferrotorch as ft
+import numpy as np
+import pytest
+import safetensors
+import safetensors.torch
+import torch
+from conftest import assert_same, pair, to_ft
+
+ALL_DTYPES = ["float32", "float64", "float16", "bfloat16", "int64", "int32", "uint8", "bool"]
+LAYOUTS = ["contiguous", "transposed", "sliced"]
+
+
+# --------------------------------------------------------------------------------------------
+# helpers
+# --------------------------------------------------------------------------------------------
+
+
+def assert_tree(ours, theirs):
+    """ours (loaded by ferrotorch) equals theirs (loaded by torch) through any nesting."""
+    if isinstance(theirs, torch.Tensor):
+        assert isinstance(ours, ft.Tensor), f"{type(ours)} is not a tensor"
+        assert type(ours).__name__ == type(theirs).__name__  # Tensor / Parameter
+        assert ours.requires_grad == theirs.requires_grad
+        assert_same(ours.detach(), theirs.detach(), rtol=0, atol=0)
+    elif isinstance(theirs, (torch.dtype, torch.device)):
+        assert str(ours) == str(theirs)
+    elif isinstance(theirs, torch.Size):
+        assert isinstance(ours, ft.Size) and tuple(ours) == tuple(theirs)
+    elif isinstance(theirs, (list, tuple)):
+        assert type(ours) is type(theirs), f"{type(ours)} != torch {type(theirs)}"
+        assert len(ours) == len(theirs)
+        for o, t in zip(ours, theirs):
+            assert_tree(o, t)
+    elif isinstance(theirs, dict):
+        assert type(ours) is type(theirs), f"{type(ours)} != torch {type(theirs)}"
+        assert list(ours) == list(theirs)
+        assert [type(k) for k in ours] == [type(k) for k in theirs]
+        for k in theirs:
+            assert_tree(ours[k], theirs[k])
+    elif isinstance(theirs, float) and math.isnan(theirs):
+        assert isinstance(ours, float) and math.isnan(ours)
+    else:
+        assert type(ours) is type(theirs) and ours == theirs, f"{ours!r} != torch {theirs!r}"
+
+
+def round_trips(make, tmp_path, **load_kwargs):
+    """(ferrotorch's, torch's) round trip through a file of the object make(M) builds."""
+    ours_path, theirs_path = tmp_path / "ours.ft", tmp_path / "theirs.pt"
+    ft.save(make(ft), ours_path)
+    torch.save(make(torch), theirs_path)
+    return ft.load(ours_path, **load_kwargs), torch.load(theirs_path, **load_kwargs)
+
+
+def tensors_like(theirs):
+    """A dict of ferrotorch tensors equal to a dict of torch tensors."""
+    return {k: to_ft(v) for k, v in theirs.items()}
+
+
+def saved(tmp_path, obj=None):
+    """The path of a ferrotorch save of a small state dict (or of obj)."""
+    path = tmp_path / "ckpt.ft"
+    ft.save(obj if obj is not None else {"w": ft.arange(12.0).reshape(3, 4),
+                                         "b": ft.tensor([1, 2, 3])}, path)
+    return path
+
+
+def header_of(path):
+    data = path.read_bytes()
+    (n,) = struct.unpack("<Q", data[:8])
+    return json.loads(data[8:8 + n]), data[8 + n:]
+
+
+def write_with_header(path, header, body):
+    """A safetensors file with the given header dict (space-padded to 8 bytes) and body."""
+    raw = json.dumps(header).encode()
+    raw += b" " * (-len(raw) % 8)
+    path.write_bytes(struct.pack("<Q", len(raw)) + raw + body)
+
+
+def load_fails(path, *words):
+    """ferrotorch.load(path) raises RuntimeError naming the path and the given words."""
+    with pytest.raises(RuntimeError) as info:
+        ft.load(path)
+    message = str(info.value)
+    assert str(path) in message, message
+    for w in words:
+        assert w in message, message
+    return message
+
+
+# --------------------------------------------------------------------------------------------
+# round trips compared with torch
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", ALL_DTYPES)
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_state_dict_all_dtypes_and_layouts(dtype, layout, tmp_path):
+    shapes = {"w": (3, 4), "b": (4,), "s": (), "e": (0, 3), "t": (2, 3, 5)}
+    tensors = {k: pair(s, dtype, layout if len(s) >= 2 else "contiguous", seed=i)
+               for i, (k, s) in enumerate(shapes.items())}
+    ours, theirs = round_trips(
+        lambda M: collections.OrderedDict((k, v[0] if M is ft else v[1])
+                                          for k, v in tensors.items()),
+        tmp_path)
+    assert_tree(ours, theirs)
+
+
+def test_nested_objects_with_int_keys(tmp_path):
+    w, tw = pair((4, 3), "float32", "transposed")
+    m, tm = pair((4, 3), "float64", "sliced", seed=1)
+
+    def make(M):
+        W, E = (w, m) if M is ft else (tw, tm)
+        return {
+            "model": collections.OrderedDict([("fc.weight", W), ("fc.bias", W[0])]),
+            "optimizer": {
+                "state": {0: {"step": M.tensor(3.0), "exp_avg": E}, 1: {"step": M.tensor(1.0)}},
+                "param_groups": [{"lr": 1e-3, "betas": (0.9, 0.999), "eps": 1e-8,
+                                  "weight_decay": 0.0, "amsgrad": False, "params": [0, 1],
+                                  "foreach": None, "name": "main"}],
+            },
+            "epoch": 3,
+            "losses": [2.5, 1.25, float("nan"), float("inf"), -float("inf"), -0.0],
+            "keys": {1.5: "float key", True: "bool key", None: "none key", (1, "a"): "tuple"},
+            "big": 2 ** 70,
+            "empty": ({}, [], ()),
+            "dtype": M.float16,
+            "device": M.device("cpu"),
+            "size": M.Size([2, 3]),
+            "text": "ünïcødé \"quotes\" \n",
+        }
+
+    ours, theirs = round_trips(make, tmp_path)
+    assert_tree(ours, theirs)
+
+
+def test_module_state_dict(tmp_path):
+    torch.manual_seed(0)
+    tlin = torch.nn.Linear(5, 3)
+    lin = ft.nn.Linear(5, 3)
+    lin.load_state_dict(tensors_like(tlin.state_dict()))
+    ours, theirs = round_trips(lambda M: (lin if M is ft else tlin).state_dict(), tmp_path)
+    assert_tree(ours, theirs)
+    fresh = ft.nn.Linear(5, 3)
+    fresh.load_state_dict(ours)
+    x, tx = pair((2, 5))
+    assert_same(fresh(x).detach(), tlin(tx).detach())
+
+
+def test_tied_and_shared_tensors(tmp_path):
+    base, tbase = pair((3, 4), "float64")
+
+    def make(M):
+        p = (base if M is ft else tbase).clone()
+        return {"same": p, "again": p, "alias": p.detach(), "other": p.clone(),
+                "slice": p[1:], "params": [M.nn.Parameter(p), M.nn.Parameter(p.detach())]}
+
+    ours, theirs = round_trips(make, tmp_path)
+    assert_tree(ours, theirs)
+
+    def facts(d):
+        d["same"].add_(1)  # in place: seen through every tensor that shares its storage
+        return [d["same"] is d["again"], d["alias"] is d["same"], d["alias"][0, 0].item(),
+                d["other"][0, 0].item(), d["params"][0][0, 0].item()]
+
+    assert facts(ours) == facts(theirs)
+    # a tensor object met twice is stored once
+    assert len(header_of(tmp_path / "ours.ft")[0]) - 1 == 3  # p, other, slice (+ metadata)
+
+
+def test_parameters_and_requires_grad(tmp_path):
+    a, ta = pair((2, 3))
+
+    def make(M):
+        A = a if M is ft else ta
+        return {"p": M.nn.Parameter(A.clone()), "frozen": M.nn.Parameter(A.clone(), False),
+                "leaf": A.clone().requires_grad_(), "plain": A.clone()}
+
+    ours, theirs = round_trips(make, tmp_path)
+    assert_tree(ours, theirs)
+
+
+def test_file_objects_and_path_types(tmp_path):
+    x, tx = pair((5,), "int64")
+    ours_buf, theirs_buf = io.BytesIO(), io.BytesIO()
+    ft.save({"x": x, "n": 1}, ours_buf)
+    torch.save({"x": tx, "n": 1}, theirs_buf)
+    ours_buf.seek(0)
+    theirs_buf.seek(0)
+    assert_tree(ft.load(ours_buf), torch.load(theirs_buf))
+    ft.save([x], str(tmp_path / "as_str"))
+    torch.save([tx], pathlib.Path(tmp_path / "as_path_t"))
+    assert_tree(ft.load(pathlib.Path(tmp_path / "as_str")),
+                torch.load(str(tmp_path / "as_path_t")))
+
+
+@pytest.mark.parametrize("map_location", [None, "cpu", "device", "dict", "callable"])
+def test_map_location(map_location, tmp_path):
+    def loc(M):
+        return {"device": M.device("cpu"), "dict": {"cpu": "cpu"},
+                "callable": lambda storage, location: storage}.get(map_location, map_location)
+
+    w, tw = pair((2, 2))
+    ft.save({"w": w}, tmp_path / "o")
+    torch.save({"w": tw}, tmp_path / "t")
+    assert_tree(ft.load(tmp_path / "o", map_location=loc(ft)),
+                torch.load(tmp_path / "t", map_location=loc(torch)))
+
+
+def test_loaded_tensors_own_their_memory(tmp_path):
+    w, tw = pair((3,))
+    ft.save({"w": w}, tmp_path / "o")
+    torch.save({"w": tw}, tmp_path / "t")
+    ours, theirs = ft.load(tmp_path / "o"), torch.load(tmp_path / "t")
+    (tmp_path / "o").unlink()  # the loaded tensor must not depend on the file
+    ours["w"].mul_(2)
+    theirs["w"].mul_(2)
+    assert_tree(ours, theirs)
+    assert_same(w, tw)  # the saved tensor is unchanged
+
+
+# --------------------------------------------------------------------------------------------
+# errors
+# --------------------------------------------------------------------------------------------
+
+
+def test_missing_file(tmp_path):
+    errors = []
+    for load in (ft.load, torch.load):
+        with pytest.raises(FileNotFoundError) as info:
+            load(tmp_path / "missing.pt")
+        errors.append(info.value)
+    assert errors[0].errno == errors[1].errno
+    assert str(tmp_path / "missing.pt") in str(errors[0])
+
+
+@pytest.mark.parametrize("keep", [0, 5, 8, 20, -1])
+def test_truncated_file(keep, tmp_path):
+    path = saved(tmp_path)
+    data = path.read_bytes()
+    path.write_bytes(data[:keep] if keep >= 0 else data[:-7])
+    tpath = tmp_path / "t.pt"
+    torch.save({"w": torch.zeros(3)}, tpath)
+    tdata = tpath.read_bytes()
+    tpath.write_bytes(tdata[:len(tdata) // 2])
+    with pytest.raises(RuntimeError):  # torch fails the same way on its own truncated file
+        torch.load(tpath)
+    load_fails(path)
+
+
+@pytest.mark.parametrize("where", [0, 7, 8, 9, 20, 40, "last header byte"])
+def test_flipped_header_bytes(where, tmp_path):
+    path = saved(tmp_path)
+    data = bytearray(path.read_bytes())
+    (n,) = struct.unpack("<Q", data[:8])
+    i = 8 + n - 1 if where == "last header byte" else where
+    data[i] ^= 0xFF
+    path.write_bytes(bytes(data))
+    load_fails(path)
+
+
+@pytest.mark.parametrize("problem", ["shape", "dtype", "offsets past end", "offsets overlap",
+                                     "extra bytes", "missing bytes"])
+def test_wrong_sizes_and_dtypes(problem, tmp_path):
+    path = saved(tmp_path)
+    header, body = header_of(path)
+    w = header["w"]
+    if problem == "shape":
+        w["shape"] = [3, 5]
+    elif problem == "dtype":
+        w["dtype"] = "F7"
+    elif problem == "offsets past end":
+        w["data_offsets"] = [w["data_offsets"][0], w["data_offsets"][1] + 8]
+    elif problem == "offsets overlap":
+        header["b"]["data_offsets"] = w["data_offsets"]
+    elif problem == "extra bytes":
+        body += b"\0" * 8
+    else:
+        body = body[:-8]
+    write_with_header(path, header, body)
+    load_fails(path)
+
+
+@pytest.mark.parametrize("problem", ["not json", "no root", "missing tensor", "unknown tag",
+                                     "bad dict", "newer version"])
+def test_corrupt_structure(problem, tmp_path):
+    path = saved(tmp_path)
+    header, body = header_of(path)
+    structure = json.loads(header["__metadata__"]["ferrotorch"])
+    if problem == "not json":
+        text = header["__metadata__"]["ferrotorch"][:-3]
+    else:
+        if problem == "no root":
+            del structure["root"]
+        elif problem == "missing tensor":
+            structure["root"]["__dict__"][0][1]["__tensor__"] = "nope"
+        elif problem == "unknown tag":
+            structure["root"] = {"__set__": [1, 2]}
+        elif problem == "bad dict":
+            structure["root"] = {"__dict__": [[1]]}
+        else:
+            structure["version"] = 99
+        text = json.dumps(structure)
+    header["__metadata__"]["ferrotorch"] = text
+    write_with_header(path, header, body)
+    load_fails(path)
+
+
+@pytest.mark.parametrize("legacy", [False, True])
+def test_pickle_file(legacy, tmp_path):
+    path = tmp_path / "model.pt"
+    torch.save({"w": torch.ones(2)}, path, _use_new_zipfile_serialization=not legacy)
+    message = load_fails(path, "does not unpickle", "from_torch")
+    assert "safetensors" in message
+
+
+def test_not_a_checkpoint(tmp_path):
+    path = tmp_path / "notes.txt"
+    path.write_text("hello, this is not a checkpoint at all")
+    load_fails(path, "ferrotorch.save")
+    empty = tmp_path / "empty"
+    empty.write_bytes(b"")
+    load_fails(empty)
+
+
+@pytest.mark.parametrize("obj,where", [
+    ({"a": {"b": object()}}, "a.b"),
+    ([1, np.zeros(2)], "1"),
+    ({"f": lambda: 1}, "f"),
+    ({"nt": collections.namedtuple("P", "x")(1)}, "nt"),
+    ({("a", ft.zeros(1)): 1}, ""),
+    ({"c": 1j}, "c"),
+])
+def test_unsupported_objects(obj, where, tmp_path):
+    with pytest.raises(TypeError) as info:
+        ft.save(obj, tmp_path / "x")
+    assert where in str(info.value)
+    assert not (tmp_path / "x").exists()
+
+
+def test_failing_save_keeps_previous_file(tmp_path):
+    path = saved(tmp_path)
+    before = path.read_bytes()
+    with pytest.raises(TypeError):
+        ft.save({"w": ft.zeros(2), "bad": object()}, path)
+    assert path.read_bytes() == before
+    # a write that fails midway (the file size limit is hit) leaves the previous file intact
+    script = textwrap.dedent(f"""
+        import resource, signal
+        import ferrotorch as ft
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
+        try:
+            ft.save({{"big": ft.zeros(100_000)}}, {str(path)!r})
+        except (RuntimeError, OSError) as e:
+            print("failed:", e)
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         timeout=120)
+    assert "failed:" in out.stdout, out.stdout + out.stderr
+    assert path.read_bytes() == before
+    assert sorted(os.listdir(tmp_path)) == [path.name]  # no temporary file left behind
+    theirs = {"w": torch.arange(12.0).reshape(3, 4), "b": torch.tensor([1, 2, 3])}
+    assert_tree(ft.load(path), theirs)
+
+
+def test_save_to_missing_folder(tmp_path):
+    with pytest.raises(RuntimeError) as info:
+        ft.save({"w": ft.zeros(1)}, tmp_path / "nope" / "x.ft")
+    with pytest.raises(RuntimeError):
+        torch.save({"w": torch.zeros(1)}, tmp_path / "nope" / "x.pt")
+    assert "nope" in str(info.value)
+
+
+# --------------------------------------------------------------------------------------------
+# interop with the safetensors package
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", ALL_DTYPES)
+def test_safetensors_package_reads_our_files(dtype, tmp_path):
+    tensors = {name: pair(shape, dtype, layout, seed=i) for i, (name, shape, layout) in
+               enumerate([("fc.weight", (3, 4), "transposed"), ("fc.bias", (4,), "contiguous"),
+                          ("emb", (2, 3, 2), "sliced")])}
+    ft.save({k: v[0] for k, v in tensors.items()}, tmp_path / "m.safetensors")
+    loaded = safetensors.torch.load_file(tmp_path / "m.safetensors")
+    assert sorted(loaded) == sorted(tensors)
+    for k, (_, theirs) in tensors.items():
+        assert torch.equal(loaded[k], theirs), k
+    with safetensors.safe_open(tmp_path / "m.safetensors", "pt") as f:
+        assert f.metadata()["format"] == "pt"
+
+
+def test_nested_names_for_safetensors(tmp_path):
+    a, ta = pair((2,))
+    ft.save({"model": {"w": a}, "opt": {"state": {0: {"m": a * 2}}}, "list": [a + 1]},
+            tmp_path / "n")
+    loaded = safetensors.torch.load_file(tmp_path / "n")
+    expected = {"model.w": ta, "opt.state.0.m": ta * 2, "list.0": ta + 1}
+    assert sorted(loaded) == sorted(expected)
+    for k in expected:
+        assert torch.equal(loaded[k], expected[k])
+
+
+@pytest.mark.parametrize("dtype", ALL_DTYPES)
+def test_we_read_safetensors_package_files(dtype, tmp_path):
+    theirs = {"b": pair((3,), dtype)[1], "a": pair((2, 2), dtype, seed=1)[1]}
+    safetensors.torch.save_file(theirs, tmp_path / "hf.safetensors")
+    ours = ft.load(tmp_path / "hf.safetensors")
+    assert_tree(ours, dict(sorted(theirs.items())))
