@@ -714,21 +714,89 @@ def test_inplace_on_non_leaf_is_recorded(op, dtype):
     check_grad(fn, In((3, 4), away=(-0.5, 0.5)), In((3, 4), away=(0,)), dtype=dtype)
 
 
-def test_inplace_on_view_of_non_leaf_is_refused_clearly():
-    # torch rewrites the base's history (CopySlices); ferrotorch does not yet, and refuses
-    # rather than return a wrong gradient. The out-of-place form gives torch's numbers.
-    x = pair((3, 4), seed=1)[0].requires_grad_()
-    y = x * 1
-    with pytest.raises(RuntimeError, match="view of a tensor that requires grad"):
-        y[1].mul_(5)
+INPLACE_ON_VIEWS = {
+    # (name, fn(M, x, w)): in-place ops through views of results, as torch records them
+    # (CopySlices on the base, the view rebased onto it).
+    "row_mul_": lambda M, x, w: _via_view(x * 1, lambda y: y[1].mul_(5)),
+    "column_add_tensor": lambda M, x, w: _via_view(x * 2, lambda y: y[:, 2].add_(w[0, :3])),
+    "setitem_on_view": lambda M, x, w: _via_view(x.sin(), lambda y: y[1:].__setitem__(0, w[1])),
+    "chained_views": lambda M, x, w: _via_view(x * x, lambda y: y[1:][:, 1:3].mul_(w[2, :2])),
+    "transposed_view": lambda M, x, w: _via_view(x + 1, lambda y: y.t()[0].sub_(w[0, :3])),
+    "view_then_use_view": lambda M, x, w: _use_view_after(x * 3, w),
+    "copy_into_slice": lambda M, x, w: _via_view(x.sin(), lambda y: y[0, :2].copy_(w[1, :2])),
+    "expand_source_fill": lambda M, x, w: _via_view(x * 1, lambda y: y[2].fill_(0.5)),
+    "twice_same_view": lambda M, x, w: _via_view(x * 1, lambda y: y[0].mul_(w[0]).add_(w[1])),
+}
+
+
+def _via_view(y, op):
+    op(y)
+    return y * y
+
+
+def _use_view_after(y, w):
+    v = y[:, 1]
+    v.mul_(w[0, :3])
+    return y.sum() + (v * v).sum()
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("name", sorted(INPLACE_ON_VIEWS))
+def test_inplace_on_view_of_non_leaf_matches_torch(name, dtype):
+    fn = INPLACE_ON_VIEWS[name]
     res = {}
     for M, k in ((ft, 0), (torch, 1)):
-        x = pair((3, 4), seed=1)[k].requires_grad_()
-        y = x * 1
-        y = M.cat([y[:1], y[1:2] * 5, y[2:]])
-        (y * y).sum().backward()
-        res[M] = (y, x.grad)
+        x = pair((3, 4), dtype, seed=1)[k].requires_grad_()
+        w = pair((3, 4), dtype, seed=2)[k].requires_grad_()
+        out = fn(M, x, w)
+        out.sum().backward()
+        res[M] = [t for t in (out, x.grad, w.grad) if t is not None]
     assert_same(res[ft], res[torch])
+
+
+def test_inplace_on_view_names_and_later_use_of_the_base():
+    for M, k in ((ft, 0), (torch, 1)):
+        x = pair((3, 4), "float64", seed=3)[k].requires_grad_()
+        y = x * 2
+        z = y + 1  # used before the in-place change: backpropagates into y's old history
+        v = y[1]
+        v.mul_(3)
+        assert type(y.grad_fn).__name__ == "CopySlices" or y.grad_fn.name() == "CopySlices"
+        (z.sum() + (y * y).sum()).backward()
+        if M is ft:
+            ours = x.grad
+        else:
+            assert_same(ours, x.grad)
+
+
+def test_inplace_on_view_gradcheck_and_second_order():
+    def f(x):
+        y = x * x
+        y[1:, :2].mul_(x[:2, 2:])
+        return y.sin()
+
+    x = pair((3, 4), "float64", seed=4)[0].requires_grad_()
+    assert ft.autograd.gradcheck(f, (x,))
+    tx = pair((3, 4), "float64", seed=4)[1].requires_grad_()
+
+    def tf(x):
+        y = x * x
+        y[1:, :2].mul_(x[:2, 2:])
+        return y.sin()
+
+    (g,) = ft.autograd.grad(f(x).sum(), x, create_graph=True)
+    (tg,) = torch.autograd.grad(tf(tx).sum(), tx, create_graph=True)
+    assert_same(g, tg)
+    g.pow(2).sum().backward()
+    tg.pow(2).sum().backward()
+    assert_same(x.grad, tx.grad)
+
+
+def test_inplace_on_view_of_leaf_still_refused():
+    for M in (ft, torch):
+        x = M.ones(3, requires_grad=True)
+        with pytest.raises(RuntimeError, match="leaf Variable that requires grad"):
+            x[0].mul_(2)
 
 
 @pytest.mark.parametrize("ctx", ["no_grad", "inference_mode", "set_grad_enabled_false"])

@@ -5,7 +5,7 @@
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::layout::Layout;
-use crate::op::{self, GradModeGuard, Op};
+use crate::op::{self, Edge, GradModeGuard, Op};
 use crate::tensor::math::{Arg, BinaryOp as B, UnaryOp as U};
 use crate::tensor::nn;
 use crate::tensor::reduce::ReduceOp as R;
@@ -37,84 +37,97 @@ pub fn backward(
             ));
         }
     }
-    let order = topo_order(roots.iter().map(|(t, _)| t));
+    let order = topo_order(roots.iter().map(|(t, _)| Edge::of(t.clone())));
+    // Gradient slots are keyed by node (a result's history at the time it was used) or by
+    // the tensor itself for leaves; `wanted` holds the slots of the tensors asked for now.
+    let slot_now = |t: &Tensor| Edge::of(t.clone()).slot();
     let wanted: HashSet<usize> = match &sink {
-        Sink::Inputs(ts) | Sink::LeavesIn(ts) => ts.iter().map(|t| t.id()).collect(),
+        Sink::Inputs(ts) | Sink::LeavesIn(ts) => ts.iter().map(slot_now).collect(),
         Sink::Leaves => HashSet::new(),
-    };
-    // Whether `t`'s gradient goes into its `.grad`.
-    let stores = |t: &Tensor| match &sink {
-        Sink::Leaves => true,
-        Sink::LeavesIn(_) => wanted.contains(&t.id()),
-        Sink::Inputs(_) => false,
     };
     let mut grads: HashMap<usize, Tensor> = HashMap::new();
     let _mode = GradModeGuard::new(create_graph);
     for (t, g) in roots {
-        accumulate(&mut grads, t, g.clone())?;
+        accumulate(&mut grads, &Edge::of(t.clone()), g.clone())?;
     }
     let mut results: HashMap<usize, Tensor> = HashMap::new();
-    for t in order {
-        let Some(mut g) = grads.remove(&t.id()) else {
+    for edge in order {
+        let slot = edge.slot();
+        let Some(mut g) = grads.remove(&slot) else {
             continue;
         };
-        for hook in t.hooks() {
-            if let Some(new) = hook(&g)? {
-                g = new;
+        let t = &edge.tensor;
+        // Hooks and retain_grad belong to the tensor's current version.
+        let current = match &edge.node {
+            None => true,
+            Some(n) => t.is_current(n),
+        };
+        if current {
+            for hook in t.hooks() {
+                if let Some(new) = hook(&g)? {
+                    g = new;
+                }
             }
         }
-        if matches!(sink, Sink::Inputs(_)) && wanted.contains(&t.id()) {
-            results.insert(t.id(), g.clone());
+        if matches!(sink, Sink::Inputs(_)) && wanted.contains(&slot) {
+            results.insert(slot, g.clone());
         }
-        let Some(node) = t.node() else {
-            if stores(&t) && t.requires_grad() {
-                store_grad(&t, g)?;
+        let Some(node) = &edge.node else {
+            let stores = match &sink {
+                Sink::Leaves => true,
+                Sink::LeavesIn(_) => wanted.contains(&slot),
+                Sink::Inputs(_) => false,
+            };
+            if stores && t.requires_grad() {
+                store_grad(t, g)?;
             }
             continue;
         };
-        let into_grad = match &sink {
-            Sink::Leaves => t.retains_grad(),
-            Sink::LeavesIn(_) => t.retains_grad() || wanted.contains(&t.id()),
-            Sink::Inputs(_) => false,
-        };
+        let into_grad = current
+            && match &sink {
+                Sink::Leaves => t.retains_grad(),
+                Sink::LeavesIn(_) => t.retains_grad() || wanted.contains(&slot),
+                Sink::Inputs(_) => false,
+            };
         if into_grad {
-            store_grad(&t, g.clone())?;
+            store_grad(t, g.clone())?;
         }
-        let inputs = node.inputs();
+        let edges = node.edges();
         let input_grads = node.with_op(!retain_graph, |o| grad_of(o, &g))?;
-        for (input, ig) in inputs.iter().zip(input_grads) {
+        for (input, ig) in edges.iter().zip(input_grads) {
             if let Some(ig) = ig {
-                if input.requires_grad() {
+                if input.node.is_some() || input.tensor.requires_grad() {
                     accumulate(&mut grads, input, ig)?;
                 }
             }
         }
     }
     Ok(match sink {
-        Sink::Inputs(ts) => ts.iter().map(|t| results.remove(&t.id())).collect(),
+        Sink::Inputs(ts) => ts.iter().map(|t| results.remove(&slot_now(t))).collect(),
         Sink::Leaves | Sink::LeavesIn(_) => vec![],
     })
 }
 
-/// Tensors reachable from the roots, each after every tensor that uses it.
-fn topo_order<'a>(roots: impl Iterator<Item = &'a Tensor>) -> Vec<Tensor> {
+/// Gradient slots reachable from the roots, each after every slot that uses it.
+fn topo_order(roots: impl Iterator<Item = Edge>) -> Vec<Edge> {
     let mut seen = HashSet::new();
     let mut post = Vec::new();
-    // Iterative DFS: (tensor, children pushed?) so deep graphs cannot overflow the stack.
-    let mut stack: Vec<(Tensor, bool)> = roots.map(|t| (t.clone(), false)).collect();
+    // Iterative DFS: (edge, children pushed?) so deep graphs cannot overflow the stack.
+    let mut stack: Vec<(Edge, bool)> = roots.map(|e| (e, false)).collect();
     stack.reverse();
-    while let Some((t, expanded)) = stack.pop() {
+    while let Some((e, expanded)) = stack.pop() {
         if expanded {
-            post.push(t);
+            post.push(e);
             continue;
         }
-        if !seen.insert(t.id()) {
+        if !seen.insert(e.slot()) {
             continue;
         }
-        stack.push((t.clone(), true));
-        if let Some(node) = t.node() {
-            for input in node.inputs().iter().rev() {
-                if input.requires_grad() && !seen.contains(&input.id()) {
+        stack.push((e.clone(), true));
+        if let Some(node) = &e.node {
+            for input in node.edges().iter().rev() {
+                let tracked = input.node.is_some() || input.tensor.requires_grad();
+                if tracked && !seen.contains(&input.slot()) {
                     stack.push((input.clone(), false));
                 }
             }
@@ -124,13 +137,13 @@ fn topo_order<'a>(roots: impl Iterator<Item = &'a Tensor>) -> Vec<Tensor> {
     post
 }
 
-fn accumulate(grads: &mut HashMap<usize, Tensor>, t: &Tensor, g: Tensor) -> Result<()> {
-    let g = fit(t, g)?;
-    let total = match grads.remove(&t.id()) {
+fn accumulate(grads: &mut HashMap<usize, Tensor>, e: &Edge, g: Tensor) -> Result<()> {
+    let g = fit(&e.tensor, g)?;
+    let total = match grads.remove(&e.slot()) {
         Some(prev) => prev.binary_t(B::Add, &g)?,
         None => g,
     };
-    grads.insert(t.id(), total);
+    grads.insert(e.slot(), total);
     Ok(())
 }
 
@@ -430,6 +443,9 @@ fn grad_of(op: &Op, g: &Tensor) -> Result<Vec<Option<Tensor>>> {
             let zeros = Tensor::zeros(x.shape(), g.dtype())?;
             vec![Some(zeros.scatter_add(d, &ik.contiguous_copy(), &gk)?)]
         }
+        Op::Softmax { out, dim, log, .. } if !op::is_grad_enabled() => {
+            vec![Some(out.softmax_backward(g, *dim, *log)?)]
+        }
         Op::Softmax { x, out, dim, log } => {
             let out = &live(out, || x.softmax(*dim, *log))?;
             let gx = if *log {
@@ -521,6 +537,25 @@ fn grad_of(op: &Op, g: &Tensor) -> Result<Vec<Option<Tensor>>> {
         }
         Op::Cast { x } => vec![Some(g.to_dtype(x.dtype()))],
         Op::Clone { .. } => vec![Some(g.clone())],
+        Op::CopySlices {
+            base_layout,
+            view_layout,
+            storage_len,
+            ..
+        } => {
+            // The view's elements came from src; the rest of the base from the old base.
+            let gsrc = Tensor::view_scatter(g, view_layout, base_layout, *storage_len)?;
+            let mut covered = vec![false; *storage_len];
+            for o in view_layout.offsets() {
+                covered[o] = true;
+            }
+            let keep: Vec<f64> = base_layout
+                .offsets()
+                .map(|o| if covered[o] { 0.0 } else { 1.0 })
+                .collect();
+            let keep = Tensor::from_vec(keep, base_layout.shape())?.to_dtype(g.dtype());
+            vec![Some(mul(g, &keep)?), Some(gsrc)]
+        }
         Op::LayerNorm {
             x,
             weight,

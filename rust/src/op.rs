@@ -144,6 +144,15 @@ pub enum Op {
     Clone {
         x: Tensor,
     },
+    /// An in-place op through a view: the base's new value is the old base with the view's
+    /// elements replaced by `src` (torch's CopySlices).
+    CopySlices {
+        base: Tensor,
+        src: Tensor,
+        base_layout: Layout,
+        view_layout: Layout,
+        storage_len: usize,
+    },
     /// Fused layer norm over the trailing dims `shape`; `mean`/`rstd` are per row.
     LayerNorm {
         x: Tensor,
@@ -215,6 +224,7 @@ impl Op {
                 .cloned()
                 .collect(),
             CrossEntropy { x, .. } => vec![x.clone()],
+            CopySlices { base, src, .. } => vec![base.clone(), src.clone()],
             Attention { q, k, v, .. } => vec![q.clone(), k.clone(), v.clone()],
             External { inputs, .. } => inputs.clone(),
         }
@@ -222,11 +232,30 @@ impl Op {
 }
 
 /// The backward node of a result tensor (its `grad_fn`).
+/// Where one input's gradient goes: the input tensor and its history (node) when the op was
+/// recorded. An in-place op later gives the tensor a new node; this edge keeps the old one.
+#[derive(Clone)]
+pub struct Edge {
+    pub tensor: Tensor,
+    pub node: Option<Arc<Node>>,
+}
+
+impl Edge {
+    /// The key of this gradient slot in a backward pass: the node for a result, the tensor
+    /// itself for a leaf.
+    pub fn slot(&self) -> usize {
+        match &self.node {
+            Some(n) => Arc::as_ptr(n) as *const u8 as usize,
+            None => self.tensor.id(),
+        }
+    }
+}
+
 pub struct Node {
     pub name: &'static str,
     /// Where gradients go. Emptied together with the formula's data when the graph is freed,
     /// so a finished backward releases every intermediate even while the output lives on.
-    inputs: Mutex<Vec<Tensor>>,
+    edges: Mutex<Vec<Edge>>,
     /// The formula's data; `None` once freed by a backward without `retain_graph`.
     op: Mutex<Option<Op>>,
     /// Storage versions of the inputs when recorded: an in-place change is caught at backward.
@@ -235,11 +264,11 @@ pub struct Node {
 
 impl Node {
     pub fn new(name: &'static str, op: Op) -> Arc<Node> {
-        let inputs = op.inputs();
+        let edges = op.inputs().into_iter().map(Edge::of).collect();
         let versions = saved_versions(&op);
         Arc::new(Node {
             name,
-            inputs: Mutex::new(inputs),
+            edges: Mutex::new(edges),
             op: Mutex::new(Some(op)),
             versions,
         })
@@ -269,10 +298,7 @@ impl Node {
         let saves = !self.versions.is_empty() || matches!(op, Op::External { .. });
         if free && saves {
             *guard = None;
-            self.inputs
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .clear();
+            self.edges.lock().unwrap_or_else(|e| e.into_inner()).clear();
         }
         Ok(r)
     }
@@ -285,12 +311,17 @@ impl Node {
         }
     }
 
-    /// The tensors gradients flow to (empty once the graph was freed).
-    pub fn inputs(&self) -> Vec<Tensor> {
-        self.inputs
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+    /// The edges gradients flow along (empty once the graph was freed).
+    pub fn edges(&self) -> Vec<Edge> {
+        self.edges.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+impl Edge {
+    /// The edge to `t` as it is now.
+    pub fn of(t: Tensor) -> Edge {
+        let node = t.node();
+        Edge { tensor: t, node }
     }
 }
 
@@ -308,7 +339,17 @@ fn saved_versions(op: &Op) -> Vec<(Arc<Storage>, u64)> {
             BinaryOp::Div | BinaryOp::Pow => vec![lhs, rhs, out],
             _ => vec![lhs, rhs],
         },
-        Unary { x, out, .. } | Reduce { x, out, .. } | Var { x, out, .. } => vec![x, out],
+        // Like torch, a unary op keeps only what its formula reads: the result (exp, tanh,
+        // sigmoid, relu, sqrt, ...) or the input (sin, log, gelu, ...).
+        Unary { op: uop, x, out } => {
+            use UnaryOp::*;
+            match uop {
+                Exp | Sqrt | Rsqrt | Tanh | Sigmoid | Relu | Reciprocal | Erfinv => vec![out],
+                Neg | Sign | Floor | Ceil | Round | Trunc | LogicalNot | BitNot => vec![],
+                _ => vec![x],
+            }
+        }
+        Reduce { x, out, .. } | Var { x, out, .. } => vec![x, out],
         MaxDim { x, .. } => vec![x],
         Softmax { out, .. } => vec![out],
         Matmul { a, b } => vec![a, b],
@@ -411,6 +452,7 @@ pub fn node_name(op: &Op) -> &'static str {
         Cast { .. } => "ToCopyBackward0",
         Clone { .. } => "CloneBackward0",
         LayerNorm { .. } => "NativeLayerNormBackward0",
+        CopySlices { .. } => "CopySlices",
         CrossEntropy { .. } => "NllLossBackward0",
         Attention { .. } => "ScaledDotProductFlashAttentionForCpuBackward0",
         External { .. } => "BackwardCFunction",

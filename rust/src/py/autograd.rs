@@ -35,12 +35,12 @@ impl PyNode {
     fn next_functions(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         let items = self
             .node
-            .inputs()
+            .edges()
             .iter()
-            .map(|t| -> PyResult<Py<PyAny>> {
-                let f: Py<PyAny> = match t.node() {
+            .map(|e| -> PyResult<Py<PyAny>> {
+                let f: Py<PyAny> = match &e.node {
                     Some(n) => Py::new(py, PyNode { node: n.clone() })?.into_py_any(py)?,
-                    None if t.requires_grad() => "AccumulateGrad".into_py_any(py)?,
+                    None if e.tensor.requires_grad() => "AccumulateGrad".into_py_any(py)?,
                     None => py.None(),
                 };
                 (f, 0).into_py_any(py)

@@ -4,6 +4,7 @@
 use super::convert::{as_scalar, parse_index, shape_args, to_pylist, typestr};
 use super::dtype::{py_dtype, PyDType};
 use crate::dtype::DType;
+use crate::op::{Node, Op};
 use crate::tensor::math::{wrap_scalar, Arg, BinaryOp, UnaryOp};
 use crate::tensor::reduce::ReduceOp;
 use crate::tensor::{Scalar, Tensor};
@@ -1707,12 +1708,6 @@ impl PyTensor {
     /// memory and its history becomes self's (torch's rebase of an in-place op).
     pub fn write_result(&mut self, op: &str, result: &Tensor) -> PyResult<()> {
         self.check_inplace(op)?;
-        if crate::op::is_grad_enabled() && self.t.requires_grad() && view_root(&self.t).is_some() {
-            return Err(PyRuntimeError::new_err(format!(
-                "ferrotorch does not support in-place ops ({op}) on a view of a tensor that requires grad yet: the base's gradient would miss the change. Apply the op out of place (x = x.{}(...)) or to a clone.",
-                op.trim_end_matches('_')
-            )));
-        }
         crate::op::no_grad(|| self.t.assign_result(op, result))?;
         let Some(node) = result.node() else {
             return Ok(());
@@ -1720,9 +1715,31 @@ impl PyTensor {
         if result.dtype() != self.t.dtype() {
             return Ok(());
         }
-        // self now stands for the op's result: a new tensor object on the same memory, so the
-        // recorded op can keep referring to self's previous history.
-        self.t = self.t.detach().with_node(node);
+        // self now stands for the op's result (the op's node recorded self's old history).
+        match view_root(&self.t) {
+            Some(base) if crate::op::is_grad_enabled() => {
+                // Through a view, the base changed too: its new history takes the old base
+                // outside the view and the result inside it (torch's CopySlices), and the view
+                // becomes a view of that new base.
+                let layout = self.t.layout().clone();
+                let copy = Op::CopySlices {
+                    base: base.clone(),
+                    src: result.clone(),
+                    base_layout: base.layout().clone(),
+                    view_layout: layout.clone(),
+                    storage_len: base.storage().len(),
+                };
+                base.set_node(Node::new("CopySlices", copy));
+                let name = "AsStridedBackward0";
+                let view = Op::View {
+                    x: base.clone(),
+                    layout,
+                    name,
+                };
+                self.t.set_node(Node::new(name, view));
+            }
+            _ => self.t.set_node(node),
+        }
         Ok(())
     }
 

@@ -35,7 +35,11 @@ pub struct TensorInner {
 #[derive(Default)]
 struct GradMeta {
     requires_grad: AtomicBool,
-    node: Option<Arc<Node>>,
+    /// The history; replaced when an in-place op rebases the tensor (recorded edges keep the
+    /// node they saw, so earlier uses still backpropagate into the old history).
+    node: Mutex<Option<Arc<Node>>>,
+    /// Mirrors `node.is_some()` for the hot `requires_grad` check.
+    has_node: AtomicBool,
     grad: Mutex<Option<Tensor>>,
     retains_grad: AtomicBool,
     /// Writes through this tensor are hidden from the version counter (`.data`).
@@ -71,7 +75,8 @@ impl Tensor {
         Arc::as_ptr(&self.0) as usize
     }
     pub fn requires_grad(&self) -> bool {
-        self.node().is_some() || self.0.grad.requires_grad.load(Ordering::Relaxed)
+        self.0.grad.has_node.load(Ordering::Relaxed)
+            || self.0.grad.requires_grad.load(Ordering::Relaxed)
     }
     pub fn set_requires_grad(&self, value: bool) -> Result<()> {
         if value && !self.dtype().is_float() {
@@ -89,10 +94,24 @@ impl Tensor {
         Ok(())
     }
     pub fn node(&self) -> Option<Arc<Node>> {
-        self.0.grad.node.clone()
+        self.0
+            .grad
+            .node
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+    /// Gives this tensor a new history (the rebase of an in-place op on a result).
+    pub fn set_node(&self, node: Arc<Node>) {
+        *self.0.grad.node.lock().unwrap_or_else(|e| e.into_inner()) = Some(node);
+        self.0.grad.has_node.store(true, Ordering::Relaxed);
+    }
+    /// Whether `node` is this tensor's current history.
+    pub fn is_current(&self, node: &Arc<Node>) -> bool {
+        self.node().is_some_and(|n| Arc::ptr_eq(&n, node))
     }
     pub fn is_leaf(&self) -> bool {
-        self.node().is_none()
+        !self.0.grad.has_node.load(Ordering::Relaxed)
     }
     pub fn grad(&self) -> Option<Tensor> {
         self.0
@@ -164,7 +183,8 @@ impl Tensor {
             storage: self.0.storage.clone(),
             layout: self.0.layout.clone(),
             grad: GradMeta {
-                node: Some(node),
+                node: Mutex::new(Some(node)),
+                has_node: AtomicBool::new(true),
                 ..GradMeta::default()
             },
         }))

@@ -372,6 +372,36 @@ impl Tensor {
         Ok(t.permute(&perm)?.contiguous())
     }
 
+    /// The fused gradient of (log-)softmax along `dim` from its output `self` and the
+    /// incoming gradient `g`: `y·(g − Σ g·y)` or `g − exp(y)·Σ g`, one pass per row.
+    pub fn softmax_backward(&self, g: &Tensor, dim: i64, log: bool) -> Result<Tensor> {
+        let d = self.dim(dim)?;
+        let g = g.broadcast_as(self.shape())?;
+        let (yo, go) = (self.as_rows(&[dim])?, g.as_rows(&[dim])?);
+        let r = yo.r;
+        let (yv, gv) = (yo.t.to_vec_as::<f64>(), go.t.to_vec_as::<f64>());
+        let mut res = vec![0f64; yv.len()];
+        if r > 0 {
+            use rayon::prelude::*;
+            res.par_chunks_mut(r)
+                .zip(yv.par_chunks(r).zip(gv.par_chunks(r)))
+                .for_each(|(o, (y, g))| {
+                    if log {
+                        let s: f64 = g.iter().sum();
+                        for j in 0..r {
+                            o[j] = g[j] - y[j].exp() * s;
+                        }
+                    } else {
+                        let s: f64 = g.iter().zip(y).map(|(a, b)| a * b).sum();
+                        for j in 0..r {
+                            o[j] = y[j] * (g[j] - s);
+                        }
+                    }
+                });
+        }
+        Ok(self.unrow(res, d, r)?.to_dtype(self.dtype()))
+    }
+
     pub fn softmax(&self, dim: i64, log: bool) -> Result<Tensor> {
         let out = crate::op::no_grad(|| self.softmax_impl(dim, log))?;
         let saved = out.detach();
