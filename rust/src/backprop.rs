@@ -56,11 +56,12 @@ pub fn backward(
         let Some(mut g) = grads.remove(&slot) else {
             continue;
         };
-        let t = &edge.tensor;
-        // Hooks and retain_grad belong to the tensor's current version.
+        // Hooks and retain_grad belong to the tensor object, in its current version.
+        let owner = Tensor::upgrade(&edge.owner);
+        let t = owner.as_ref().unwrap_or(&edge.tensor);
         let current = match &edge.node {
             None => true,
-            Some(n) => t.is_current(n),
+            Some(n) => owner.as_ref().is_some_and(|o| o.is_current(n)),
         };
         if current {
             for hook in t.hooks() {

@@ -7,7 +7,7 @@ use crate::layout::Layout;
 use crate::storage::Storage;
 use crate::tensor::math::{BinaryOp, UnaryOp};
 use crate::tensor::reduce::ReduceOp;
-use crate::tensor::{Tensor, TensorIndex};
+use crate::tensor::{Tensor, TensorIndex, WeakTensor};
 use std::cell::Cell;
 use std::sync::{Arc, Mutex};
 
@@ -196,6 +196,56 @@ pub enum Op {
 pub type ExternalBackward = Arc<dyn Fn(&[Tensor]) -> Result<Vec<Option<Tensor>>> + Send + Sync>;
 
 impl Op {
+    /// Replaces every input by an alias (see `Tensor::alias`).
+    fn alias_inputs(&mut self) {
+        use Op::*;
+        let a = |t: &mut Tensor| *t = t.alias();
+        match self {
+            Binary { lhs, rhs, .. } => {
+                a(lhs);
+                a(rhs);
+            }
+            Unary { x, .. }
+            | Reduce { x, .. }
+            | Var { x, .. }
+            | MaxDim { x, .. }
+            | Cumsum { x, .. }
+            | Softmax { x, .. }
+            | View { x, .. }
+            | Gather { x, .. }
+            | Index { x, .. }
+            | Cast { x }
+            | Clone { x }
+            | CrossEntropy { x, .. } => a(x),
+            ViewScatter { src, .. } => a(src),
+            Matmul { a: p, b: q } | Where { a: p, b: q, .. } => {
+                a(p);
+                a(q);
+            }
+            Cat { xs, .. } | External { inputs: xs, .. } => xs.iter_mut().for_each(a),
+            ScatterAdd { base, src, .. } | CopySlices { base, src, .. } => {
+                a(base);
+                a(src);
+            }
+            IndexPut { base, values, .. } => {
+                a(base);
+                a(values);
+            }
+            LayerNorm {
+                x, weight, bias, ..
+            } => {
+                a(x);
+                weight.iter_mut().for_each(a);
+                bias.iter_mut().for_each(a);
+            }
+            Attention { q, k, v, .. } => {
+                a(q);
+                a(k);
+                a(v);
+            }
+        }
+    }
+
     /// The tensors gradients flow to, in order.
     pub fn inputs(&self) -> Vec<Tensor> {
         use Op::*;
@@ -236,8 +286,11 @@ impl Op {
 /// recorded. An in-place op later gives the tensor a new node; this edge keeps the old one.
 #[derive(Clone)]
 pub struct Edge {
+    /// The input as the graph keeps it (an alias: same values and history).
     pub tensor: Tensor,
     pub node: Option<Arc<Node>>,
+    /// The input object itself, for its hooks and `retain_grad`, if it is still alive.
+    pub owner: WeakTensor,
 }
 
 impl Edge {
@@ -260,14 +313,37 @@ pub struct Node {
     op: Mutex<Option<Op>>,
     /// Storage versions of the inputs when recorded: an in-place change is caught at backward.
     versions: Vec<(Arc<Storage>, u64)>,
+    /// For a view: the tensor object at the root of the chain of views (what an in-place op
+    /// through the view must rebase).
+    view_root: Option<WeakTensor>,
 }
 
 impl Node {
-    pub fn new(name: &'static str, op: Op) -> Arc<Node> {
-        let edges = op.inputs().into_iter().map(Edge::of).collect();
+    pub fn new(name: &'static str, mut op: Op) -> Arc<Node> {
+        let owners: Vec<WeakTensor> = op.inputs().iter().map(|t| t.downgrade()).collect();
+        let view_root = match &op {
+            Op::View { x, .. } => Some(
+                x.node()
+                    .and_then(|n| n.view_root.clone())
+                    .unwrap_or_else(|| x.downgrade()),
+            ),
+            _ => None,
+        };
+        op.alias_inputs();
+        let edges = op
+            .inputs()
+            .into_iter()
+            .zip(owners)
+            .map(|(tensor, owner)| Edge {
+                node: tensor.node(),
+                tensor,
+                owner,
+            })
+            .collect();
         let versions = saved_versions(&op);
         Arc::new(Node {
             name,
+            view_root,
             edges: Mutex::new(edges),
             op: Mutex::new(Some(op)),
             versions,
@@ -303,12 +379,9 @@ impl Node {
         Ok(r)
     }
 
-    /// For a view node: the tensor it views (`None` for other ops or once freed).
-    pub fn view_source(&self) -> Option<Tensor> {
-        match self.op.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
-            Some(Op::View { x, .. }) => Some(x.clone()),
-            _ => None,
-        }
+    /// For a view node: the live tensor object at the root of its chain of views.
+    pub fn view_root(&self) -> Option<Tensor> {
+        Tensor::upgrade(self.view_root.as_ref()?)
     }
 
     /// The edges gradients flow along (empty once the graph was freed).
@@ -320,8 +393,11 @@ impl Node {
 impl Edge {
     /// The edge to `t` as it is now.
     pub fn of(t: Tensor) -> Edge {
-        let node = t.node();
-        Edge { tensor: t, node }
+        Edge {
+            node: t.node(),
+            owner: t.downgrade(),
+            tensor: t,
+        }
     }
 }
 

@@ -1640,11 +1640,7 @@ impl PyTensor {
 
 /// The tensor a (chain of) recorded view(s) looks into, or None when `t` is not a view.
 fn view_root(t: &Tensor) -> Option<Tensor> {
-    let mut root = t.node()?.view_source()?;
-    while let Some(next) = root.node().and_then(|n| n.view_source()) {
-        root = next;
-    }
-    Some(root)
+    t.node()?.view_root()
 }
 
 fn opt_other(o: Option<&Bound<'_, PyAny>>, op: &str) -> PyResult<Option<Other>> {

@@ -53,6 +53,9 @@ pub type GradHook = Arc<dyn Fn(&Tensor) -> Result<Option<Tensor>> + Send + Sync>
 #[derive(Clone)]
 pub struct Tensor(Arc<TensorInner>);
 
+/// A tensor object that the graph does not keep alive (hooks, view bases).
+pub type WeakTensor = std::sync::Weak<TensorInner>;
+
 impl std::fmt::Debug for Tensor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Tensor[{:?}, {}]", self.shape(), self.dtype())
@@ -100,6 +103,25 @@ impl Tensor {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
+    }
+    /// A new tensor object for the same values and history, to be held by the graph: a graph
+    /// that held the object itself would form a cycle once an in-place op rebases the object
+    /// onto a node that (through its inputs) refers back to it. Leaves that require grad stay
+    /// themselves (their `.grad` is where gradients land; they are never rebased).
+    pub fn alias(&self) -> Tensor {
+        if self.is_leaf() && self.requires_grad() {
+            return self.clone();
+        }
+        match self.node() {
+            Some(n) => self.detach().with_node(n),
+            None => self.detach(),
+        }
+    }
+    pub fn downgrade(&self) -> WeakTensor {
+        Arc::downgrade(&self.0)
+    }
+    pub fn upgrade(w: &WeakTensor) -> Option<Tensor> {
+        w.upgrade().map(Tensor)
     }
     /// Gives this tensor a new history (the rebase of an in-place op on a result).
     pub fn set_node(&self, node: Arc<Node>) {
