@@ -525,3 +525,9 @@ def test_randint_keywords_and_constants_like_torch():
     for name in ("inf", "nan", "pi", "e"):
         assert str(getattr(ft, name)) == str(getattr(torch, name))
     assert ft.cuda.is_available() is False and ft.cuda.device_count() == 0
+
+
+def test_equal_like_torch():
+    cases = [([1, 2], [1, 2]), ([1, 2], [1, 3]), ([1, 2], [1, 2, 3]), ([[1.0]], [1.0])]
+    for a, b in cases:
+        assert ft.equal(ft.tensor(a), ft.tensor(b)) == torch.equal(torch.tensor(a), torch.tensor(b))

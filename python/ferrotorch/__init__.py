@@ -228,6 +228,18 @@ def randn_like(input, *, dtype=None, generator=None, requires_grad=False, **_):
                  requires_grad=requires_grad)
 
 
+def equal(input, other):
+    """True when both tensors have the same shape and the same values.
+
+    >>> import ferrotorch as torch
+    >>> torch.equal(torch.tensor([1, 2]), torch.tensor([1, 2]))
+    True
+    """
+    if tuple(input.shape) != tuple(other.shape):
+        return False
+    return _builtins.bool((input == other).all())
+
+
 def randint(*args, low=None, high=None, size=None, **kwargs):
     """``randint(high, size)``, ``randint(low, high, size)``, or the same by keyword: integers
     drawn uniformly from [low, high) with torch's stream.
