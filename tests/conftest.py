@@ -5,6 +5,11 @@ because kernels sum in a different order; float64 results must agree much more t
 integer and bool results must be identical.
 """
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -122,3 +127,28 @@ def pair(shape, dtype="float32", layout="contiguous", seed=0, low=-3, high=3):
 
 
 LAYOUTS = ["contiguous", "transposed", "sliced"]
+
+
+# The verified GPT-2 BPE files live in `shared/gpt2-bpe` beside the repository (CI lays a copy of
+# shared/ beside its clone); the tests build an offline tiktoken cache from them.
+BPE_DIR = Path(__file__).resolve().parents[2] / "shared" / "gpt2-bpe"
+
+
+@pytest.fixture(scope="session")
+def tiktoken_cache(tmp_path_factory):
+    """A TIKTOKEN_CACHE_DIR built from the shared GPT-2 BPE files, set for the whole session:
+    the tests never download."""
+    if not (BPE_DIR / "make_tiktoken_cache.py").is_file():
+        raise RuntimeError(
+            f"the GPT-2 BPE files are expected in {BPE_DIR} (shared/gpt2-bpe beside the repository)"
+        )
+    cache = tmp_path_factory.mktemp("tiktoken-cache")
+    subprocess.run([sys.executable, str(BPE_DIR / "make_tiktoken_cache.py"), str(cache)],
+                   check=True, capture_output=True)
+    old = os.environ.get("TIKTOKEN_CACHE_DIR")
+    os.environ["TIKTOKEN_CACHE_DIR"] = str(cache)
+    yield str(cache)
+    if old is None:
+        os.environ.pop("TIKTOKEN_CACHE_DIR", None)
+    else:
+        os.environ["TIKTOKEN_CACHE_DIR"] = old

@@ -19,21 +19,11 @@ from ferrotorch.gpt2.tokenizer import ByteTokenizer
 from test_gpt2_train import CFG, TorchGPT, make_model, small_text
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BPE = os.path.join(os.path.dirname(REPO), "shared", "gpt2-bpe")
 
 
 def run(*args, cwd=None, env=None):
     return subprocess.run([sys.executable, *args], capture_output=True, text=True, cwd=cwd,
                           env=env, timeout=300)
-
-
-@pytest.fixture(scope="session")
-def tiktoken_cache(tmp_path_factory):
-    """A TIKTOKEN_CACHE_DIR laid out from the offline GPT-2 BPE files (no download)."""
-    folder = tmp_path_factory.mktemp("tiktoken")
-    done = run(os.path.join(BPE, "make_tiktoken_cache.py"), str(folder))
-    assert done.returncode == 0, done.stderr
-    return str(folder)
 
 
 @pytest.fixture

@@ -1,20 +1,14 @@
 """Tokenizers, the sliding-window dataset and the train/val loaders of ``ferrotorch.gpt2``,
 checked against tiktoken/Hugging Face tokenizers and the book's torch ``GPTDatasetV1``."""
 
-import os
-import subprocess
 import sys
-from pathlib import Path
 
 import ferrotorch as ft
 import pytest
 import torch
+from conftest import BPE_DIR
 from ferrotorch.gpt2 import data
 from ferrotorch.gpt2.tokenizer import ByteTokenizer, get_tokenizer
-
-BPE_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "gpt2-bpe"
-if not BPE_DIR.is_dir():
-    BPE_DIR = Path("/work/shared/gpt2-bpe")
 
 TEXTS = [
     "Hello world",
@@ -23,21 +17,6 @@ TEXTS = [
     "first document<|endoftext|>second document",
     "",
 ]
-
-
-@pytest.fixture(scope="session")
-def tiktoken_cache(tmp_path_factory):
-    """A TIKTOKEN_CACHE_DIR built from the shared GPT-2 BPE files: the tests never download."""
-    cache = tmp_path_factory.mktemp("tiktoken-cache")
-    subprocess.run([sys.executable, str(BPE_DIR / "make_tiktoken_cache.py"), str(cache)],
-                   check=True, capture_output=True)
-    old = os.environ.get("TIKTOKEN_CACHE_DIR")
-    os.environ["TIKTOKEN_CACHE_DIR"] = str(cache)
-    yield cache
-    if old is None:
-        os.environ.pop("TIKTOKEN_CACHE_DIR", None)
-    else:
-        os.environ["TIKTOKEN_CACHE_DIR"] = old
 
 
 # *** tokenizers ***

@@ -2,10 +2,6 @@
 recomputation of our model's logits, then torch/Hugging Face's temperature, top-k and top-p
 warpers and ``torch.multinomial`` with the same seed), with and without the KV cache."""
 
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import ferrotorch as ft
 import pytest
@@ -19,10 +15,6 @@ from transformers.generation.logits_process import (
     TopKLogitsWarper,
     TopPLogitsWarper,
 )
-
-BPE_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "gpt2-bpe"
-if not BPE_DIR.is_dir():
-    BPE_DIR = Path("/work/shared/gpt2-bpe")
 
 CTX = 12
 TINY = dict(vocab_size=64, context_length=CTX, emb_dim=16, n_heads=2, n_layers=2, drop_rate=0.1,
@@ -335,21 +327,6 @@ def test_generate_text_stops_at_eos(byte_model):
     text = generate_text(byte_model, tok, "ab", 12, eos_id=full[j], on_text=pieces.append)
     assert text == "ab" + tok.decode(full[:j])
     assert "".join(pieces) == tok.decode(full[:j])
-
-
-@pytest.fixture(scope="module")
-def tiktoken_cache(tmp_path_factory):
-    """A TIKTOKEN_CACHE_DIR built from the shared GPT-2 BPE files: the tests never download."""
-    cache = tmp_path_factory.mktemp("tiktoken-cache")
-    subprocess.run([sys.executable, str(BPE_DIR / "make_tiktoken_cache.py"), str(cache)],
-                   check=True, capture_output=True)
-    old = os.environ.get("TIKTOKEN_CACHE_DIR")
-    os.environ["TIKTOKEN_CACHE_DIR"] = str(cache)
-    yield cache
-    if old is None:
-        os.environ.pop("TIKTOKEN_CACHE_DIR", None)
-    else:
-        os.environ["TIKTOKEN_CACHE_DIR"] = old
 
 
 def test_generate_text_with_gpt2_bpe(tiktoken_cache):
