@@ -412,3 +412,51 @@ def test_gelu_fused_backward_matches_torch(dtype, approximate):
     (x.gelu(approximate=approximate) * g).sum().backward()
     (torch.nn.functional.gelu(xt, approximate=approximate) * gt).sum().backward()
     assert_same(x.grad, xt.grad)
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+def test_attention_with_dropout_multipliers_matches_torch_math(dtype):
+    # torch's math path: softmax, then weights * (bernoulli(1-p) / (1-p)), then @ v
+    ours, theirs = _attn_inputs(dtype, n=2, lq=4, lk=5, e=3, ev=2, seed=80)
+    keep_t = (torch.rand(2, 4, 5, generator=torch.Generator().manual_seed(81)) > 0.3)
+    keep_t = keep_t.to(theirs[0].dtype) / 0.7
+    out = _C._attention(*ours, None, True, 0.5, to_ft(keep_t))
+    qt, kt, vt = theirs
+    s = (qt @ kt.transpose(1, 2)) * 0.5
+    s = s.masked_fill(torch.ones(4, 5, dtype=torch.bool).triu(1), -math.inf)
+    out_t = (s.softmax(-1) * keep_t) @ vt
+    assert_same(out, out_t)
+    g, gt = _both((2, 4, 2), dtype, 82, requires_grad=False)
+    (out * g).sum().backward()
+    (out_t * gt).sum().backward()
+    for a, b in zip(ours, theirs):
+        assert_same(a.grad, b.grad, rtol=1e-5 if dtype == "float32" else None,
+                    atol=1e-5 if dtype == "float32" else None)
+    if dtype == "float64":
+        keep = to_ft(keep_t)
+        q, k, v = (t.detach().requires_grad_() for t in ours)
+        assert ft.autograd.gradcheck(
+            lambda q, k, v: _C._attention(q, k, v, None, True, 0.5, keep), (q, k, v))
+        (gq,) = ft.autograd.grad(_C._attention(q, k, v, None, False, 0.5, keep).pow(2).sum(),
+                                 (q,), create_graph=True)
+        qt2 = qt.detach().requires_grad_()
+        out2 = ((qt2 @ kt.detach().transpose(1, 2) * 0.5).softmax(-1) * keep_t) @ vt.detach()
+        (gqt,) = torch.autograd.grad(out2.pow(2).sum(), (qt2,), create_graph=True)
+        assert_same(gq, gqt)
+        gq.sum().backward()
+        gqt.sum().backward()
+        assert_same(q.grad, qt2.grad)
+
+
+def test_sdpa_dropout_uses_the_fused_kernel_and_torch_mask(monkeypatch):
+    calls = []
+    real = _C._attention
+    monkeypatch.setattr(_C, "_attention", lambda *a: calls.append(a[-1] is not None) or real(*a))
+    (q, k, v), (qt, kt, vt) = _attn_inputs("float32", n=2, lq=5, lk=5, e=4, ev=4, seed=83)
+    ft.manual_seed(7)
+    torch.manual_seed(7)
+    out = ft.nn.functional.scaled_dot_product_attention(q, k, v, dropout_p=0.3, is_causal=True)
+    out_t = torch.nn.functional.scaled_dot_product_attention(qt, kt, vt, dropout_p=0.3,
+                                                              is_causal=True)
+    assert calls == [True]
+    assert_same(out, out_t, rtol=1e-5, atol=1e-6)

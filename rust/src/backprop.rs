@@ -611,13 +611,15 @@ fn grad_of(op: &Op, g: &Tensor) -> Result<Vec<Option<Tensor>>> {
             mask,
             causal,
             scale,
+            keep,
             out,
             lse,
         } => {
+            let (m, kp) = (mask.as_ref(), keep.as_ref());
             let (gq, gk, gv) = if crate::op::is_grad_enabled() {
-                nn::attention_backward_composite(g, q, k, v, mask.as_ref(), *causal, *scale)?
+                nn::attention_backward_composite(g, q, k, v, m, *causal, *scale, kp)?
             } else {
-                nn::attention_backward(g, q, k, v, mask.as_ref(), *causal, *scale, out, lse)?
+                nn::attention_backward(g, q, k, v, m, *causal, *scale, kp, out, lse)?
             };
             vec![Some(gq), Some(gk), Some(gv)]
         }

@@ -183,6 +183,8 @@ pub enum Op {
         mask: Option<Tensor>,
         causal: bool,
         scale: f64,
+        /// Dropout multipliers (0 or 1/(1-p)) on the weights, when dropout was applied.
+        keep: Option<Tensor>,
         out: Tensor,
         lse: Tensor,
     },

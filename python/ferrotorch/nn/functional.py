@@ -851,9 +851,10 @@ def _repeat_heads(x, groups):
     return expanded.reshape(*shape[:-3], shape[-3] * groups, *shape[-2:])
 
 
-def _sdpa_fused(query, key, value, attn_mask, is_causal, scale):
-    """Attention through the fused Rust kernel (no dropout), or None when the inputs need the
-    general path (batch dims that broadcast, a mask that requires grad)."""
+def _sdpa_fused(query, key, value, attn_mask, is_causal, scale, dropout_p=0.0):
+    """Attention through the fused Rust kernel, or None when the inputs need the general path
+    (batch dims that broadcast, a mask that requires grad). Dropout draws torch's mask: a
+    bernoulli(1-p) tensor shaped like the attention weights, divided by 1-p."""
     batch = tuple(query.shape[:-2])
     if tuple(key.shape[:-2]) != batch or tuple(value.shape[:-2]) != batch:
         return None
@@ -871,8 +872,12 @@ def _sdpa_fused(query, key, value, attn_mask, is_causal, scale):
                 ~attn_mask, -math.inf)
         mask = attn_mask.expand(*batch, L, S).reshape(n, L, S)
     s = 1.0 / math.sqrt(E) if scale is None else scale
+    keep = None
+    if dropout_p > 0.0:
+        keep = _C.empty((n, L, S), dtype=query.dtype).bernoulli_(1 - dropout_p)
+        keep = keep.div_(1 - dropout_p)
     out = _C._attention(query.reshape(n, L, E), key.reshape(n, S, E), value.reshape(n, S, Ev),
-                        mask, bool(is_causal), float(s))
+                        mask, bool(is_causal), float(s), keep)
     return out.reshape(*batch, L, Ev)
 
 
@@ -881,8 +886,8 @@ def _sdpa_math(query, key, value, attn_mask, dropout_p, is_causal, scale, enable
         key = _repeat_heads(key, query.size(-3) // key.size(-3))
         value = _repeat_heads(value, query.size(-3) // value.size(-3))
         enable_gqa = False
-    if dropout_p == 0.0:
-        out = _sdpa_fused(query, key, value, attn_mask, is_causal, scale)
+    if dropout_p < 1.0:
+        out = _sdpa_fused(query, key, value, attn_mask, is_causal, scale, dropout_p)
         if out is not None:
             return out
     # torch's math path: q and k each scaled by sqrt(scale), a bool mask becomes 0/-inf, a

@@ -88,6 +88,7 @@ pub fn attention_fwd<T: AttnFloat>(
     mask: Option<MaskView<'_, T>>,
     causal: bool,
     scale: f64,
+    keep: Option<&[T]>,
     out: &mut [T],
     lse: &mut [T],
 ) {
@@ -123,6 +124,11 @@ pub fn attention_fwd<T: AttnFloat>(
                 }
                 l[i] = T::from_f64c(mx + sum.ln());
             }
+            if let Some(keep) = keep {
+                // Dropout on the attention weights: keep holds 0 or 1/(1-p) per weight.
+                let kn = &keep[n * d.lq * d.lk..(n + 1) * d.lq * d.lk];
+                s.iter_mut().zip(kn).for_each(|(x, &k)| *x = x.mul(k));
+            }
             let pm = Mat {
                 offset: 0,
                 rs: d.lk,
@@ -147,6 +153,8 @@ pub struct AttnSaved<'a, T> {
     pub mask: Option<MaskView<'a, T>>,
     pub causal: bool,
     pub scale: f64,
+    /// The dropout multipliers (0 or 1/(1-p)) applied to the weights, (n, lq, lk).
+    pub keep: Option<&'a [T]>,
 }
 
 /// Backward: from the output gradient `g` (n, lq, ev), the gradients of q, k and v.
@@ -183,13 +191,18 @@ pub fn attention_bwd<T: AttnFloat>(
                 rs: d.ev,
                 cs: 1,
             };
-            // dV = Pᵀ·dO
+            let kn = s.keep.map(|k| &k[n * d.lq * d.lk..(n + 1) * d.lq * d.lk]);
+            // dV = (P∘keep)ᵀ·dO
+            let pk: Vec<T> = match kn {
+                Some(kn) => p.iter().zip(kn).map(|(x, &k)| x.mul(k)).collect(),
+                None => Vec::new(),
+            };
             gemm_f(
                 d.lk,
                 d.ev,
                 d.lq,
                 gv,
-                &p,
+                if kn.is_some() { &pk } else { &p },
                 Mat {
                     offset: 0,
                     rs: 1,
@@ -206,6 +219,10 @@ pub fn attention_bwd<T: AttnFloat>(
                 cs: d.ev,
             };
             gemm_f(d.lq, d.lk, d.ev, &mut dp, g, gm, s.v, vt);
+            if let Some(kn) = kn {
+                // through the dropout: dP = (dO·Vᵀ)∘keep
+                dp.iter_mut().zip(kn).for_each(|(x, &k)| *x = x.mul(k));
+            }
             // dS = P ∘ (dP − rowsum(dO ∘ O)) · scale
             for i in 0..d.lq {
                 let base = n * d.lq * d.ev + i * d.ev;

@@ -55,7 +55,8 @@ fn cross_entropy(
 
 /// Fused scaled dot-product attention over (N, L, E) slices with an optional additive mask.
 #[pyfunction]
-#[pyo3(signature = (query, key, value, mask=None, is_causal=false, scale=1.0))]
+#[pyo3(signature = (query, key, value, mask=None, is_causal=false, scale=1.0, keep=None))]
+#[allow(clippy::too_many_arguments)]
 fn _attention(
     py: Python<'_>,
     query: PyRef<'_, PyTensor>,
@@ -64,10 +65,12 @@ fn _attention(
     mask: Option<PyRef<'_, PyTensor>>,
     is_causal: bool,
     scale: f64,
+    keep: Option<PyRef<'_, PyTensor>>,
 ) -> PyResult<Py<PyTensor>> {
     let (q, k, v) = (query.t.clone(), key.t.clone(), value.t.clone());
-    let m = mask.map(|m| m.t.clone());
-    let out = py.detach(|| Tensor::attention(&q, &k, &v, m.as_ref(), is_causal, scale))?;
+    let (m, kp) = (mask.map(|m| m.t.clone()), keep.map(|kp| kp.t.clone()));
+    let out =
+        py.detach(|| Tensor::attention(&q, &k, &v, m.as_ref(), is_causal, scale, kp.as_ref()))?;
     new_py(py, out)
 }
 

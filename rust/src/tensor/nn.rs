@@ -612,7 +612,9 @@ fn mask_view<'a, T: crate::dtype::Elem>(m: &'a Tensor) -> MaskView<'a, T> {
 impl Tensor {
     /// Fused `softmax(scale·q·kᵀ + mask)·v` over (N, L, E) slices; `mask` is additive (q's
     /// dtype, viewed as (N, L, S), broadcast dims with stride 0); `causal` masks keys after
-    /// each query (torch's top-left aligned `is_causal`).
+    /// each query (torch's top-left aligned `is_causal`); `keep` (N, L, S), when given, holds
+    /// the dropout multipliers (0 or 1/(1-p)) applied to the attention weights.
+    #[allow(clippy::too_many_arguments)]
     pub fn attention(
         q: &Tensor,
         k: &Tensor,
@@ -620,6 +622,7 @@ impl Tensor {
         mask: Option<&Tensor>,
         causal: bool,
         scale: f64,
+        keep: Option<&Tensor>,
     ) -> Result<Tensor> {
         let d = attn_dims(q, k, v)?;
         let dt = q.dtype();
@@ -641,7 +644,19 @@ impl Tensor {
                 )));
             }
         }
-        let (out, lse) = op::no_grad(|| attention_fwd(d, q, k, v, mask, causal, scale))?;
+        if let Some(kp) = keep {
+            if kp.shape() != [d.n, d.lq, d.lk] || kp.dtype() != dt {
+                return Err(Error::runtime(format!(
+                    "attention: the dropout multipliers must be {dt} of shape {:?}, got {} {:?}",
+                    [d.n, d.lq, d.lk],
+                    kp.dtype(),
+                    kp.shape()
+                )));
+            }
+        }
+        let keep = keep.map(|kp| kp.to_dtype(compute_dtype(dt)).contiguous_copy());
+        let (out, lse) =
+            op::no_grad(|| attention_fwd(d, q, k, v, mask, causal, scale, keep.as_ref()))?;
         let result = out.to_dtype(dt);
         Ok(result.record(&[q, k, v], || Op::Attention {
             q: q.clone(),
@@ -650,12 +665,14 @@ impl Tensor {
             mask: mask.map(|m| m.detach()),
             causal,
             scale,
+            keep,
             out,
             lse,
         }))
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn attention_fwd(
     d: AttnDims,
     q: &Tensor,
@@ -664,6 +681,7 @@ fn attention_fwd(
     mask: Option<&Tensor>,
     causal: bool,
     scale: f64,
+    keep: Option<&Tensor>,
 ) -> Result<(Tensor, Tensor)> {
     let cd = compute_dtype(q.dtype());
     let (qs, ks, vs) = (
@@ -684,6 +702,7 @@ fn attention_fwd(
                 ms.as_ref().map(mask_view::<$T>),
                 causal,
                 scale,
+                keep.map(|kp| kp.as_contiguous_slice::<$T>().expect("contiguous")),
                 &mut out,
                 &mut lse,
             );
@@ -710,6 +729,7 @@ pub fn attention_backward(
     mask: Option<&Tensor>,
     causal: bool,
     scale: f64,
+    keep: Option<&Tensor>,
     out: &Tensor,
     lse: &Tensor,
 ) -> Result<(Tensor, Tensor, Tensor)> {
@@ -736,6 +756,7 @@ pub fn attention_backward(
                 mask: ms.as_ref().map(mask_view::<$T>),
                 causal,
                 scale,
+                keep: keep.map(|kp| kp.as_contiguous_slice::<$T>().expect("contiguous")),
             };
             let gsl = gs.as_contiguous_slice::<$T>().expect("contiguous");
             attk::attention_bwd(d, &saved, gsl, &mut gq, &mut gk, &mut gv);
@@ -759,6 +780,7 @@ pub fn attention_backward(
 }
 
 /// Attention's backward as recorded tensor ops (`create_graph=True`).
+#[allow(clippy::too_many_arguments)]
 pub fn attention_backward_composite(
     g: &Tensor,
     q: &Tensor,
@@ -767,6 +789,7 @@ pub fn attention_backward_composite(
     mask: Option<&Tensor>,
     causal: bool,
     scale: f64,
+    keep: Option<&Tensor>,
 ) -> Result<(Tensor, Tensor, Tensor)> {
     let (lq, lk) = (q.shape()[1], k.shape()[1]);
     let mut s = q
@@ -788,8 +811,15 @@ pub fn attention_backward_composite(
         s = s.binary_t(B::Add, &from_f64s(tri, &[lq, lk], s.dtype())?)?;
     }
     let p = s.softmax(-1, false)?;
-    let gv = p.transpose(1, 2)?.matmul(g)?;
-    let dp = g.matmul(&v.transpose(1, 2)?)?;
+    let (pk, dp) = match keep {
+        Some(kp) => {
+            let kp = kp.to_dtype(p.dtype());
+            let dp = g.matmul(&v.transpose(1, 2)?)?.binary_t(B::Mul, &kp)?;
+            (p.binary_t(B::Mul, &kp)?, dp)
+        }
+        None => (p.clone(), g.matmul(&v.transpose(1, 2)?)?),
+    };
+    let gv = pk.transpose(1, 2)?.matmul(g)?;
     let delta = dp.binary_t(B::Mul, &p)?.reduce(R::Sum, &[-1], true, None)?;
     let ds = p
         .binary_t(B::Mul, &dp.binary_t(B::Sub, &delta)?)?
