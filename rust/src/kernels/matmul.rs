@@ -42,6 +42,8 @@ pub fn gemm_f<T: Elem + GemmFloat>(
         return;
     }
     assert!(dst.len() >= m * n);
+    // Match the sign of torch's zeros: its BLAS sums start from +0.0 (so never end at -0.0),
+    // except a k = 1 product of matrices, which stores the lone product (-0.0 = 0 * -x).
     if k == 1 {
         // An outer product: each element is one product (exact in f64, then rounded once,
         // which is the float product itself).
@@ -51,31 +53,11 @@ pub fn gemm_f<T: Elem + GemmFloat>(
                 dst[i * n + j] = T::from_f64(a * rhs[r.offset + j * r.cs].to_f64());
             }
         }
-    } else {
-        gemm_call(m, n, k, dst, lhs, l, rhs, r);
-    }
-    // Match the sign of torch's zeros: its BLAS sums start from +0.0 (so never end at -0.0),
-    // except a k = 1 product of matrices, which stores the lone product (-0.0 = 0 * -x).
-    if k > 1 || m == 1 || n == 1 {
-        for x in dst[..m * n].iter_mut() {
-            if *x == T::zero() {
-                *x = T::zero();
-            }
+        if m == 1 || n == 1 {
+            positive_zeros(&mut dst[..m * n]);
         }
+        return;
     }
-}
-
-#[allow(clippy::too_many_arguments)]
-fn gemm_call<T: Elem + GemmFloat>(
-    m: usize,
-    n: usize,
-    k: usize,
-    dst: &mut [T],
-    lhs: &[T],
-    l: Mat,
-    rhs: &[T],
-    r: Mat,
-) {
     // SAFETY: every index the GEMM reads is inside the operands (the tensor layouts were
     // checked when the views were made), and dst is a fresh m x n buffer.
     unsafe {
@@ -100,6 +82,16 @@ fn gemm_call<T: Elem + GemmFloat>(
             false,
             parallelism(m, n, k),
         )
+    }
+    positive_zeros(&mut dst[..m * n]);
+}
+
+/// Turns -0.0 into +0.0 (a sum started from +0.0).
+fn positive_zeros<T: Elem>(xs: &mut [T]) {
+    for x in xs.iter_mut() {
+        if *x == T::zero() {
+            *x = T::zero();
+        }
     }
 }
 

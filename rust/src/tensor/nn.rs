@@ -448,6 +448,12 @@ fn check_param(i: usize, p: &Tensor) -> Result<()> {
     Ok(())
 }
 
+/// The storage range of a tensor already checked to be contiguous.
+fn range(t: &Tensor) -> std::ops::Range<usize> {
+    let (s, e) = t.layout().contiguous_offsets().expect("checked contiguous");
+    s..e
+}
+
 /// The gradient as a contiguous tensor of the parameter's dtype.
 fn grad_like(i: usize, p: &Tensor, g: &Tensor) -> Result<Tensor> {
     if g.shape() != p.shape() {
@@ -482,10 +488,6 @@ pub fn adam_step(
         let h = AdamHyper {
             step: steps[i],
             ..hyper
-        };
-        let range = |t: &Tensor| {
-            let (s, e) = t.layout().contiguous_offsets().expect("checked contiguous");
-            s..e
         };
         macro_rules! run {
             ($T:ty) => {{
@@ -543,10 +545,6 @@ pub fn sgd_step(
             (None, true) => (Some(Tensor::zeros(p.shape(), p.dtype())?), true),
         };
         check_distinct(p, &[&g])?;
-        let range = |t: &Tensor| {
-            let (s, e) = t.layout().contiguous_offsets().expect("checked contiguous");
-            s..e
-        };
         macro_rules! run {
             ($T:ty) => {{
                 // SAFETY: parameter and buffer are distinct contiguous buffers; no other slice
@@ -634,27 +632,24 @@ impl Tensor {
                 v.dtype()
             )));
         }
-        if let Some(m) = mask {
-            if m.shape() != [d.n, d.lq, d.lk] || m.dtype() != dt {
-                return Err(Error::runtime(format!(
-                    "attention: the additive mask must be {dt} of shape {:?}, got {} {:?}",
-                    [d.n, d.lq, d.lk],
-                    m.dtype(),
-                    m.shape()
-                )));
+        // Both per-weight tensors are seen as (N, L, S) in q's dtype.
+        for (what, t) in [
+            ("the additive mask", mask),
+            ("the dropout multipliers", keep),
+        ] {
+            if let Some(t) = t {
+                if t.shape() != [d.n, d.lq, d.lk] || t.dtype() != dt {
+                    return Err(Error::runtime(format!(
+                        "attention: {what} must be {dt} of shape {:?}, got {} {:?}",
+                        [d.n, d.lq, d.lk],
+                        t.dtype(),
+                        t.shape()
+                    )));
+                }
             }
         }
-        if let Some(kp) = keep {
-            if kp.shape() != [d.n, d.lq, d.lk] || kp.dtype() != dt {
-                return Err(Error::runtime(format!(
-                    "attention: the dropout multipliers must be {dt} of shape {:?}, got {} {:?}",
-                    [d.n, d.lq, d.lk],
-                    kp.dtype(),
-                    kp.shape()
-                )));
-            }
-        }
-        let keep = keep.map(|kp| kp.to_dtype(compute_dtype(dt)).contiguous_copy());
+        // Kept for backward in the compute dtype; no copy when it is already laid out so.
+        let keep = keep.map(|kp| kp.to_dtype(compute_dtype(dt)).contiguous().detach());
         let (out, lse) =
             op::no_grad(|| attention_fwd(d, q, k, v, mask, causal, scale, keep.as_ref()))?;
         let result = out.to_dtype(dt);
