@@ -190,6 +190,48 @@ def test_linear_batched_with_bias():
     check(lambda M, x, w, b: F(M).linear(x, w, b), (2, 3, 4), (5, 4), (5,), dtype="float32")
 
 
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("dtype", FLOATS)
+def test_linear_batched_layouts(dtype, layout):
+    # batch dims fold into one GEMM; strided inputs are read in place or copied once
+    check(lambda M, x, w, b: F(M).linear(x, w, b), (2, 3, 4), (5, 4), (5,), dtype=dtype,
+          layout=layout)
+
+
+def test_linear_packed_weight_views():
+    # MultiheadAttention's packed projections: weight and bias are chunks of bigger tensors
+    def fn(M, x, w, b):
+        parts = [F(M).linear(x, wi, bi) for wi, bi in zip(w.chunk(3), b.chunk(3))]
+        return M.cat([parts[0], parts[1][1:] * 2, parts[2].exp()], dim=0)
+    check(fn, (3, 2, 4), (15, 4), (15,))
+
+
+def test_linear_input_without_grad():
+    out_f, out_t = check(lambda M, w, b: F(M).linear(M.ones(4, 3, dtype=w.dtype) * 0.5, w, b),
+                         (2, 3), (2,))
+    assert out_f.requires_grad and out_t.requires_grad
+
+
+@pytest.mark.parametrize("x_shape", [(6, 4), (2, 3, 4)])
+def test_linear_second_derivative(x_shape):
+    check_second_derivative(lambda M, x, w, b: F(M).linear(x, w, b).tanh(), x_shape, (5, 4),
+                            (5,))
+
+
+@pytest.mark.parametrize("x_shape", [(3,), (6, 4), (2, 3, 4)])
+@pytest.mark.parametrize("bias", [True, False])
+def test_linear_grad_fn_name(x_shape, bias):
+    names = []
+    for M in (torch, ft):
+        w = M.ones(5, 4, requires_grad=True)
+        b = M.zeros(5, requires_grad=True) if bias else None
+        x = M.ones(*x_shape[:-1], 4)
+        fn = F(M).linear(x, w, b).grad_fn
+        names.append(type(fn).__name__ if M is torch else fn.name())
+    if x_shape != (3,):  # a vector input takes the composite path
+        assert names[1] == names[0]
+
+
 def test_linear_shape_error():
     ours, theirs = same_error(lambda M: F(M).linear(M.ones(2, 3), M.ones(4, 5)))
     assert "(2x3 and 5x4)" in ours and "(2x3 and 5x4)" in theirs

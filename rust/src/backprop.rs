@@ -488,6 +488,7 @@ fn grad_of(op: &Op, g: &Tensor) -> Result<Vec<Option<Tensor>>> {
             let gb = a.transpose(-2, -1)?.matmul(g)?;
             vec![Some(sum_to(&ga, a.shape())?), Some(sum_to(&gb, b.shape())?)]
         }
+        Op::Linear { x, w, b } => crate::tensor::linear::linear_backward(g, x, w, b.is_some())?,
         Op::Cat { xs, dim } => {
             let mut start = 0;
             let mut out = Vec::with_capacity(xs.len());

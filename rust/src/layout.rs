@@ -74,6 +74,36 @@ impl Layout {
             + 1
     }
 
+    /// True when no two indices reach the same storage element (no expanded or overlapping
+    /// dims): dims sorted by stride must each step past everything the smaller ones reach.
+    pub fn is_non_overlapping(&self) -> bool {
+        let mut dims: Vec<(usize, usize)> = self
+            .shape
+            .iter()
+            .zip(&self.stride)
+            .filter(|(&d, _)| d > 1)
+            .map(|(&d, &s)| (s, d))
+            .collect();
+        dims.sort_unstable();
+        let mut reach = 1;
+        for (s, d) in dims {
+            if s < reach {
+                return false;
+            }
+            reach += s * (d - 1);
+        }
+        true
+    }
+
+    /// The same shape and strides starting at another storage offset.
+    pub fn with_offset(&self, offset: usize) -> Layout {
+        Layout {
+            shape: self.shape.clone(),
+            stride: self.stride.clone(),
+            offset,
+        }
+    }
+
     /// Offset range `[start, start+n)` when the layout is one contiguous block.
     pub fn contiguous_offsets(&self) -> Option<(usize, usize)> {
         if self.elem_count() == 0 {

@@ -108,6 +108,12 @@ pub enum Op {
         a: Tensor,
         b: Tensor,
     },
+    /// `x @ w.T + b` with `x`'s batch dims folded into one GEMM.
+    Linear {
+        x: Tensor,
+        w: Tensor,
+        b: Option<Tensor>,
+    },
     Cat {
         xs: Vec<Tensor>,
         dim: usize,
@@ -224,6 +230,11 @@ impl Op {
                 a(p);
                 a(q);
             }
+            Linear { x, w, b } => {
+                a(x);
+                a(w);
+                b.iter_mut().for_each(a);
+            }
             Cat { xs, .. } | External { inputs: xs, .. } => xs.iter_mut().for_each(a),
             ScatterAdd { base, src, .. } | CopySlices { base, src, .. } => {
                 a(base);
@@ -264,6 +275,7 @@ impl Op {
             }
             ViewScatter { src, .. } => vec![src.clone()],
             Matmul { a, b } => vec![a.clone(), b.clone()],
+            Linear { x, w, b } => [x, w].into_iter().chain(b).cloned().collect(),
             Cat { xs, .. } => xs.clone(),
             ScatterAdd { base, src, .. } => vec![base.clone(), src.clone()],
             IndexPut { base, values, .. } => vec![base.clone(), values.clone()],
@@ -521,6 +533,12 @@ pub fn node_name(op: &Op) -> &'static str {
         View { name, .. } => name,
         ViewScatter { .. } => "AsStridedScatterBackward0",
         Matmul { .. } => "MmBackward0",
+        // torch records a 2-D linear as addmm/mm and a batched one as the view of its result.
+        Linear { x, b, .. } => match (x.dims(), b.is_some()) {
+            (2, true) => "AddmmBackward0",
+            (2, false) => "MmBackward0",
+            _ => "UnsafeViewBackward0",
+        },
         Cat { .. } => "CatBackward0",
         Gather { .. } => "GatherBackward0",
         ScatterAdd { .. } => "ScatterAddBackward0",

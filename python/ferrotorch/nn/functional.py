@@ -200,8 +200,9 @@ def linear(input, weight, bias=None):
     """
     _check_tensor("linear", "input", input, 1)
     _check_tensor("linear", "weight", weight, 2)
-    out = input.matmul(weight.t())
-    return out if bias is None else out + bias
+    if bias is not None and not isinstance(bias, Tensor):
+        return input.matmul(weight.t()) + bias
+    return _C.linear(input, weight, bias)
 
 
 class _ScaleGrad(Function):

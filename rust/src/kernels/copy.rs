@@ -40,3 +40,19 @@ pub fn scatter_into<T: Elem>(storage: &Storage, layout: &Layout, values: &[T]) {
         storage.write(layout.offsets(), values);
     }
 }
+
+/// Copies the elements of `src` seen through `src_layout` to the positions of `dst_layout` in
+/// `dst` (both layouts have the same shape; `dst_layout` must not overlap itself).
+pub fn copy_strided<T: Elem>(src: &[T], src_layout: &Layout, dst: &mut [T], dst_layout: &Layout) {
+    debug_assert_eq!(src_layout.shape(), dst_layout.shape());
+    let (shape, [ls, ld]) = coalesce(src_layout.shape(), [src_layout, dst_layout]);
+    for_each_row(&shape, [&ls, &ld], |[os, od], [ss, sd], n| {
+        if ss == 1 && sd == 1 {
+            dst[od..od + n].copy_from_slice(&src[os..os + n]);
+        } else {
+            for i in 0..n {
+                dst[od + i * sd] = src[os + i * ss];
+            }
+        }
+    });
+}

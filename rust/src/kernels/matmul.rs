@@ -34,11 +34,30 @@ pub fn gemm_f<T: Elem + GemmFloat>(
     rhs: &[T],
     r: Mat,
 ) {
+    gemm_into(m, n, k, dst, false, lhs, l, rhs, r)
+}
+
+#[allow(clippy::too_many_arguments)]
+/// dst[m x n] (contiguous, row-major) = lhs @ rhs, or `dst + lhs @ rhs` when `accumulate`
+/// (a bias already in dst: torch's addmm).
+pub fn gemm_into<T: Elem + GemmFloat>(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: &mut [T],
+    accumulate: bool,
+    lhs: &[T],
+    l: Mat,
+    rhs: &[T],
+    r: Mat,
+) {
     if m == 0 || n == 0 {
         return;
     }
     if k == 0 {
-        dst.iter_mut().for_each(|x| *x = T::zero());
+        if !accumulate {
+            dst.iter_mut().for_each(|x| *x = T::zero());
+        }
         return;
     }
     assert!(dst.len() >= m * n);
@@ -50,7 +69,13 @@ pub fn gemm_f<T: Elem + GemmFloat>(
         for i in 0..m {
             let a = lhs[l.offset + i * l.rs].to_f64();
             for j in 0..n {
-                dst[i * n + j] = T::from_f64(a * rhs[r.offset + j * r.cs].to_f64());
+                let p = T::from_f64(a * rhs[r.offset + j * r.cs].to_f64());
+                let d = &mut dst[i * n + j];
+                *d = if accumulate {
+                    T::from_f64(d.to_f64() + p.to_f64())
+                } else {
+                    p
+                };
             }
         }
         if m == 1 || n == 1 {
@@ -68,14 +93,14 @@ pub fn gemm_f<T: Elem + GemmFloat>(
             dst.as_mut_ptr(),
             1,
             n as isize,
-            false,
+            accumulate,
             lhs.as_ptr().add(l.offset),
             l.cs as isize,
             l.rs as isize,
             rhs.as_ptr().add(r.offset),
             r.cs as isize,
             r.rs as isize,
-            T::zero(),
+            if accumulate { T::one() } else { T::zero() },
             T::one(),
             false,
             false,

@@ -6,4 +6,5 @@ pub mod elementwise;
 pub mod fused;
 pub mod matmul;
 pub mod optim;
+pub mod peak;
 pub mod reduce;

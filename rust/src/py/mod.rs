@@ -13,7 +13,7 @@ use crate::dtype::DType;
 use crate::tensor::math::Arg;
 use crate::tensor::{Scalar, Tensor};
 use convert::{as_scalar, sizes, tensor_from_data};
-use pyo3::exceptions::{PyRuntimeError, PyTypeError};
+use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyAny, PyTuple};
 use pytensor::{dtype_arg, new_py, PyTensor};
@@ -470,6 +470,42 @@ fn promote_types(
     Ok(dtype::py_dtype(py, a.promote(b)))
 }
 
+/// Threads the CPU kernels use (rayon's pool; `RAYON_NUM_THREADS` sets it at start-up).
+#[pyfunction]
+fn get_num_threads() -> usize {
+    rayon::current_num_threads()
+}
+
+/// Sets the kernels' thread count. The pool starts with the first parallel kernel, so this
+/// works before any computation (as at the top of a script); later it can only confirm the
+/// running count.
+#[pyfunction]
+fn set_num_threads(n: usize) -> PyResult<()> {
+    if n == 0 {
+        return Err(PyValueError::new_err(
+            "set_num_threads: the number of threads must be >= 1, got 0",
+        ));
+    }
+    if rayon::ThreadPoolBuilder::new()
+        .num_threads(n)
+        .build_global()
+        .is_ok()
+        || rayon::current_num_threads() == n
+    {
+        return Ok(());
+    }
+    Err(PyRuntimeError::new_err(format!(
+        "set_num_threads({n}): the kernels' thread pool already runs {} threads; call it before the first tensor operation or set RAYON_NUM_THREADS={n} in the environment",
+        rayon::current_num_threads()
+    )))
+}
+
+/// Measured fp32 GFLOP/s of an FMA-throughput loop (the benchmarks' peak yardstick).
+#[pyfunction]
+fn _fma_peak_gflops(py: Python<'_>, threads: usize, millis: u64) -> f64 {
+    py.detach(|| crate::kernels::peak::fma_peak_gflops(threads, millis))
+}
+
 #[pymodule]
 fn _C(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
@@ -479,6 +515,9 @@ fn _C(m: &Bound<'_, PyModule>) -> PyResult<()> {
         m.add(d.name(), dtype::py_dtype(py, d))?;
     }
     m.add_function(wrap_pyfunction!(tensor, m)?)?;
+    m.add_function(wrap_pyfunction!(get_num_threads, m)?)?;
+    m.add_function(wrap_pyfunction!(set_num_threads, m)?)?;
+    m.add_function(wrap_pyfunction!(_fma_peak_gflops, m)?)?;
     m.add_function(wrap_pyfunction!(from_numpy, m)?)?;
     m.add_function(wrap_pyfunction!(zeros, m)?)?;
     m.add_function(wrap_pyfunction!(ones, m)?)?;

@@ -11,6 +11,20 @@ fn ts(v: &[PyRef<'_, PyTensor>]) -> Vec<Tensor> {
     v.iter().map(|t| t.t.clone()).collect()
 }
 
+/// `input @ weight.T + bias` as one op (batch dims folded into one GEMM).
+#[pyfunction]
+#[pyo3(signature = (input, weight, bias=None))]
+fn linear(
+    py: Python<'_>,
+    input: PyRef<'_, PyTensor>,
+    weight: PyRef<'_, PyTensor>,
+    bias: Option<PyRef<'_, PyTensor>>,
+) -> PyResult<Py<PyTensor>> {
+    let (x, w, b) = (input.t.clone(), weight.t.clone(), bias.map(|b| b.t.clone()));
+    let out = py.detach(|| x.linear(&w, b.as_ref()))?;
+    new_py(py, out)
+}
+
 /// Fused layer norm over the trailing dims `normalized_shape`.
 #[pyfunction]
 #[pyo3(signature = (input, normalized_shape, weight=None, bias=None, eps=1e-5))]
@@ -160,6 +174,7 @@ fn _sgd_step(
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(linear, m)?)?;
     m.add_function(wrap_pyfunction!(layer_norm, m)?)?;
     m.add_function(wrap_pyfunction!(cross_entropy, m)?)?;
     m.add_function(wrap_pyfunction!(_attention, m)?)?;

@@ -31,6 +31,13 @@ impl Tensor {
             (2, 1) => a.mm(&b.unsqueeze(1)?)?.squeeze(Some(&[-1])),
             (1, 2) => a.unsqueeze(0)?.mm(b)?.squeeze(Some(&[0])),
             (2, 2) => a.mm(b),
+            (_, 2) if a.dims() > 2 => {
+                // (..., m, k) @ (k, n): the batch dims fold into one GEMM's rows, as in torch.
+                let k = a.shape()[a.dims() - 1] as i64;
+                let mut shape: Vec<i64> = a.shape().iter().map(|&d| d as i64).collect();
+                *shape.last_mut().expect("at least 3-D") = b.shape()[1] as i64;
+                a.reshape(&[-1, k])?.mm(b)?.reshape(&shape)
+            }
             _ => {
                 // Batched: promote vectors to matrices, broadcast batch dims, squeeze back.
                 let a2 = if a.dims() == 1 {

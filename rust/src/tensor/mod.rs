@@ -4,6 +4,7 @@
 mod create;
 mod index;
 mod linalg;
+pub mod linear;
 pub mod math;
 pub mod nn;
 pub mod reduce;
@@ -268,7 +269,71 @@ impl Tensor {
         view_layout: &Layout,
         storage_len: usize,
     ) -> Result<Tensor> {
-        let out = op::no_grad(|| -> Result<Tensor> {
+        let fast = op::no_grad(|| Self::view_scatter_disjoint(src, x_layout, view_layout));
+        let out = match fast {
+            Some(out) => out,
+            None => Self::view_scatter_general(src, x_layout, view_layout, storage_len)?,
+        };
+        Ok(out.record(&[src], || Op::ViewScatter {
+            src: src.clone(),
+            x_layout: x_layout.clone(),
+            view_layout: view_layout.clone(),
+            storage_len,
+        }))
+    }
+
+    /// `view_scatter` when neither layout overlaps itself, so no element receives two values:
+    /// a reshape of a contiguous tensor or a permutation of its dims (transpose, squeeze...)
+    /// is the gradient itself seen through another layout (no copy); otherwise the gradient
+    /// is copied into a zeroed buffer spanning `x`'s elements, in the source dtype.
+    fn view_scatter_disjoint(
+        src: &Tensor,
+        x_layout: &Layout,
+        view_layout: &Layout,
+    ) -> Option<Tensor> {
+        let n = x_layout.elem_count();
+        if n == 0 || !x_layout.is_non_overlapping() || !view_layout.is_non_overlapping() {
+            return None;
+        }
+        let start = x_layout.offset();
+        if x_layout.is_contiguous() && view_layout.offset() == start {
+            if src.is_contiguous() && view_layout.is_contiguous() && view_layout.elem_count() == n {
+                let l = Layout::contiguous(x_layout.shape()).with_offset(src.layout().offset());
+                return Some(Tensor::from_storage(src.storage().clone(), l));
+            }
+            if let Some(l) = permuted_onto(x_layout, view_layout, src.layout()) {
+                return Some(Tensor::from_storage(src.storage().clone(), l));
+            }
+        }
+        let span = x_layout.storage_extent() - start;
+        if span > 2 * n {
+            return None;
+        }
+        let dst_view = view_layout.with_offset(view_layout.offset().checked_sub(start)?);
+        if dst_view.storage_extent() > span {
+            return None;
+        }
+        Some(with_dtype!(src.dtype(), T, {
+            let mut buf = vec![T::zero(); span];
+            copy::copy_strided(
+                src.storage().as_slice::<T>(),
+                src.layout(),
+                &mut buf,
+                &dst_view,
+            );
+            Tensor::from_storage(Storage::from_vec(buf), x_layout.with_offset(0))
+        }))
+    }
+
+    /// `view_scatter` for overlapping layouts (expand, as_strided): values meeting on one
+    /// storage element are summed in f64.
+    fn view_scatter_general(
+        src: &Tensor,
+        x_layout: &Layout,
+        view_layout: &Layout,
+        storage_len: usize,
+    ) -> Result<Tensor> {
+        op::no_grad(|| -> Result<Tensor> {
             let vals = src.to_vec_as::<f64>();
             let mut buf = vec![0f64; storage_len];
             // The first value lands as is (keeping a -0.0 gradient -0.0, as torch does); more
@@ -295,13 +360,7 @@ impl Tensor {
                 })
                 .collect();
             Ok(Tensor::from_vec(gathered, x_layout.shape())?.to_dtype(src.dtype()))
-        })?;
-        Ok(out.record(&[src], || Op::ViewScatter {
-            src: src.clone(),
-            x_layout: x_layout.clone(),
-            view_layout: view_layout.clone(),
-            storage_len,
-        }))
+        })
     }
 
     /// A contiguous copy that is never recorded (gradient buffers, scratch results).
@@ -485,4 +544,22 @@ impl Tensor {
         }
         self.copy_(result)
     }
+}
+
+/// When `view` shows the same elements as the contiguous `x` with its dims permuted (size-1
+/// dims may come and go), the layout that reads `x`'s elements out of a gradient laid out as
+/// `grad` (shaped like the view).
+fn permuted_onto(x: &Layout, view: &Layout, grad: &Layout) -> Option<Layout> {
+    let mut stride = vec![0; x.dims()];
+    let mut matched = 0;
+    for ((&size, &vs), &gs) in view.shape().iter().zip(view.stride()).zip(grad.stride()) {
+        if size == 1 {
+            continue;
+        }
+        let d = (0..x.dims()).find(|&d| x.shape()[d] == size && x.stride()[d] == vs)?;
+        stride[d] = gs;
+        matched += 1;
+    }
+    let wanted = x.shape().iter().filter(|&&s| s > 1).count();
+    (matched == wanted).then(|| Layout::new(x.shape().to_vec(), stride, grad.offset()))
 }
