@@ -103,22 +103,17 @@ pub fn attention_fwd<T: AttnFloat>(
             scores(d, n, q, k, mask, causal, scale, &mut s);
             for i in 0..d.lq {
                 let row = &mut s[i * d.lk..(i + 1) * d.lk];
-                let mx = row
-                    .iter()
-                    .map(|x| x.to_f64c())
-                    .fold(f64::NEG_INFINITY, f64::max);
+                let mx = super::vmath::max_f64(row, |x| x.to_f64c());
                 if mx == f64::NEG_INFINITY {
                     // A fully masked row attends to nothing: zeros, like torch's CPU kernel.
                     row.iter_mut().for_each(|x| *x = T::zero());
                     l[i] = T::from_f64c(f64::NEG_INFINITY);
                     continue;
                 }
-                let mut sum = 0f64;
                 for x in row.iter_mut() {
-                    let e = (x.to_f64c() - mx).exp();
-                    sum += e;
-                    *x = T::from_f64c(e);
+                    *x = T::from_f64c(x.to_f64c() - mx).exp_fast();
                 }
+                let sum = super::vmath::sum_f64(row, |x| x.to_f64c());
                 for x in row.iter_mut() {
                     *x = T::from_f64c(x.to_f64c() / sum);
                 }
@@ -178,12 +173,12 @@ pub fn attention_bwd<T: AttnFloat>(
             scores(d, n, s.q, s.k, s.mask, s.causal, s.scale, &mut p);
             for i in 0..d.lq {
                 let l = s.lse[n * d.lq + i].to_f64c();
-                for x in p[i * d.lk..(i + 1) * d.lk].iter_mut() {
-                    *x = if l == f64::NEG_INFINITY {
-                        T::zero()
-                    } else {
-                        T::from_f64c((x.to_f64c() - l).exp())
-                    };
+                let row = &mut p[i * d.lk..(i + 1) * d.lk];
+                if l == f64::NEG_INFINITY {
+                    row.iter_mut().for_each(|x| *x = T::zero());
+                } else {
+                    row.iter_mut()
+                        .for_each(|x| *x = T::from_f64c(x.to_f64c() - l).exp_fast());
                 }
             }
             let gm = Mat {

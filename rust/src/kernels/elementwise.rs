@@ -353,10 +353,17 @@ pub mod num_like {
         fn from_f64c(v: f64) -> Self;
         fn to_f64c(self) -> f64;
         fn is_nan_(self) -> bool;
+        /// `exp` for the fused kernels' inner loops: a vectorisable polynomial in f32
+        /// (about one ulp), libm in f64.
+        fn exp_fast(self) -> Self;
     }
     macro_rules! impl_float {
-        ($t:ty, $erf:path) => {
+        ($t:ty, $erf:path, $exp_fast:path) => {
             impl Float for $t {
+                #[inline(always)]
+                fn exp_fast(self) -> Self {
+                    $exp_fast(self)
+                }
                 #[inline(always)]
                 fn exp(self) -> Self {
                     <$t>::exp(self)
@@ -420,8 +427,8 @@ pub mod num_like {
             }
         };
     }
-    impl_float!(f32, libm::erff);
-    impl_float!(f64, libm::erf);
+    impl_float!(f32, libm::erff, crate::kernels::vmath::exp_f32);
+    impl_float!(f64, libm::erf, f64::exp);
 }
 
 /// The inverse error function as torch computes it: a rational first guess (central and tail

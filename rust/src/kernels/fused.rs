@@ -5,6 +5,7 @@
 use rayon::prelude::*;
 
 use super::elementwise::num_like::Float;
+use super::vmath;
 
 /// Rows per rayon task: enough work per task to amortise scheduling on small rows.
 fn rows_per_task(row_len: usize) -> usize {
@@ -172,15 +173,18 @@ pub fn cross_entropy_fwd<T: Float + Send + Sync>(
         .zip(lse.par_chunks_mut(k))
         .enumerate()
         .for_each(|(task, (lc, sc))| {
+            let mut exps = Vec::with_capacity(c);
             for (r, (l, s)) in lc.iter_mut().zip(sc.iter_mut()).enumerate() {
                 let i = task * k + r;
                 let row = &x[i * c..(i + 1) * c];
-                let mx = row
-                    .iter()
-                    .map(|v| v.to_f64c())
-                    .fold(f64::NEG_INFINITY, f64::max);
+                let mx = vmath::max_f64(row, |v| v.to_f64c());
                 let shift = if mx.is_finite() { mx } else { 0.0 };
-                let se: f64 = row.iter().map(|v| (v.to_f64c() - shift).exp()).sum();
+                exps.clear();
+                exps.extend(
+                    row.iter()
+                        .map(|v| T::from_f64c(v.to_f64c() - shift).exp_fast()),
+                );
+                let se = vmath::sum_f64(&exps, |v| v.to_f64c());
                 let lse_i = se.ln() + shift;
                 *s = lse_i;
                 let t = spec.target[i];
@@ -234,14 +238,17 @@ pub fn cross_entropy_bwd<T: Float + Send + Sync>(
         let wt = spec.w(t);
         let coef = (1.0 - eps) * wt + eps / c as f64 * w_all;
         let row = &x[i * c..(i + 1) * c];
-        for j in 0..c {
-            let p = (row[j].to_f64c() - lse[i]).exp();
-            let mut v = coef * p - eps / c as f64 * spec.w(j);
-            if j == t {
-                v -= (1.0 - eps) * wt;
-            }
-            gr[j] = T::from_f64c(s * v);
+        let (l, smooth) = (lse[i], eps / c as f64);
+        let p = |x: T| T::from_f64c(x.to_f64c() - l).exp_fast().to_f64c();
+        match spec.weight {
+            None => gr.iter_mut().zip(row).for_each(|(g, &x)| {
+                *g = T::from_f64c(s * (coef * p(x) - smooth));
+            }),
+            Some(w) => gr.iter_mut().zip(row).zip(w).for_each(|((g, &x), &wj)| {
+                *g = T::from_f64c(s * (coef * p(x) - smooth * wj));
+            }),
         }
+        gr[t] = T::from_f64c(s * (coef * p(row[t]) - smooth * wt - (1.0 - eps) * wt));
     });
 }
 
@@ -257,9 +264,10 @@ pub fn gelu_bwd<T: Float + Send + Sync>(g: &[T], x: &[T], tanh: bool, out: &mut 
         for (i, o) in o.iter_mut().enumerate() {
             let (gv, xv) = (g[base + i].to_f64c(), x[base + i].to_f64c());
             let d = if tanh {
+                // With s = (1 + tanh(u)) / 2 = 1 / (1 + e^(-2u)), 1 - tanh(u)^2 = 4 s (1 - s).
                 let inner = beta * (xv + KAPPA * xv * xv * xv);
-                let t = inner.tanh();
-                0.5 * (1.0 + t) + 0.5 * xv * (1.0 - t * t) * beta * (1.0 + 3.0 * KAPPA * xv * xv)
+                let s = 1.0 / (1.0 + T::from_f64c(-2.0 * inner).exp_fast().to_f64c());
+                s + 2.0 * xv * s * (1.0 - s) * beta * (1.0 + 3.0 * KAPPA * xv * xv)
             } else {
                 let cdf = 0.5 * (1.0 + libm::erf(xv * FRAC_1_SQRT_2));
                 let pdf = (-0.5 * xv * xv).exp() / (2.0 * PI).sqrt();

@@ -8,3 +8,4 @@ pub mod matmul;
 pub mod optim;
 pub mod peak;
 pub mod reduce;
+pub mod vmath;
