@@ -5,21 +5,35 @@ use crate::dtype::Elem;
 use crate::layout::Layout;
 use crate::strided_index::{coalesce, for_each_row};
 use rayon::prelude::*;
+use std::mem::MaybeUninit;
 
 /// Below this many elements a single thread is faster than waking the pool.
 pub const PAR_THRESHOLD: usize = 1 << 15;
 const PAR_CHUNK: usize = 1 << 13;
+
+/// A new Vec of `n` elements written chunk by chunk on rayon's threads, without zero-filling
+/// it first: `fill(start, chunk)` must write every slot of the chunk that begins at `start`.
+fn par_build<O: Elem>(n: usize, fill: impl Fn(usize, &mut [MaybeUninit<O>]) + Sync) -> Vec<O> {
+    let mut out: Vec<O> = Vec::with_capacity(n);
+    out.spare_capacity_mut()[..n]
+        .par_chunks_mut(PAR_CHUNK)
+        .enumerate()
+        .for_each(|(c, o)| fill(c * PAR_CHUNK, o));
+    // SAFETY: the chunks cover the first n slots and `fill` wrote each of them.
+    unsafe { out.set_len(n) };
+    out
+}
 
 pub fn map1<A: Elem, O: Elem>(a: (&[A], &Layout), f: impl Fn(A) -> O + Sync) -> Vec<O> {
     let (da, la) = a;
     if let Some((s, e)) = la.contiguous_offsets() {
         let src = &da[s..e];
         if src.len() >= PAR_THRESHOLD {
-            let mut out = vec![O::default(); src.len()];
-            out.par_chunks_mut(PAR_CHUNK)
-                .zip(src.par_chunks(PAR_CHUNK))
-                .for_each(|(o, i)| o.iter_mut().zip(i).for_each(|(o, &x)| *o = f(x)));
-            return out;
+            return par_build(src.len(), |start, o| {
+                for (o, &x) in o.iter_mut().zip(&src[start..]) {
+                    o.write(f(x));
+                }
+            });
         }
         return src.iter().map(|&x| f(x)).collect();
     }
@@ -42,15 +56,11 @@ pub fn map2<A: Elem, B: Elem, O: Elem>(
     if let (Some((sa, ea)), Some((sb, eb))) = (la.contiguous_offsets(), lb.contiguous_offsets()) {
         let (xa, xb) = (&da[sa..ea], &db[sb..eb]);
         if n >= PAR_THRESHOLD {
-            let mut out = vec![O::default(); n];
-            out.par_chunks_mut(PAR_CHUNK)
-                .zip(xa.par_chunks(PAR_CHUNK).zip(xb.par_chunks(PAR_CHUNK)))
-                .for_each(|(o, (a, b))| {
-                    for ((o, &x), &y) in o.iter_mut().zip(a).zip(b) {
-                        *o = f(x, y);
-                    }
-                });
-            return out;
+            return par_build(n, |start, o| {
+                for ((o, &x), &y) in o.iter_mut().zip(&xa[start..]).zip(&xb[start..]) {
+                    o.write(f(x, y));
+                }
+            });
         }
         return xa.iter().zip(xb).map(|(&x, &y)| f(x, y)).collect();
     }
