@@ -146,6 +146,12 @@ class Settings:
 
 # *** timing ***
 
+# Pause before each timed repetition: the worker threads of whatever ran last (OpenMP in torch,
+# OpenBLAS in numpy, rayon in ferrotorch) keep spinning for a moment after a call and would
+# steal the cores from the next framework.
+SETTLE_SECONDS = 0.3
+
+
 def alternate(fns, reps, min_seconds):
     """Median seconds per call of each function in ``fns`` (name -> callable).
 
@@ -165,6 +171,7 @@ def alternate(fns, reps, min_seconds):
     samples = {name: [] for name in fns}
     for _ in range(reps):
         for name, fn in fns.items():
+            time.sleep(SETTLE_SECONDS)
             start = time.perf_counter()
             for _ in range(calls[name]):
                 fn()
@@ -645,6 +652,9 @@ def main(argv=None):
         print(json.dumps(CHILDREN[args.child](args)))
         return 0
 
+    global SETTLE_SECONDS
+    if args.quick:
+        SETTLE_SECONDS = 0.0  # a smoke run checks that the script works, not the numbers
     ft = importlib.import_module("ferrotorch")
     threads = default_threads(ft)
     torch = import_framework("torch", threads)

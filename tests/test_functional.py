@@ -198,6 +198,15 @@ def test_linear_batched_layouts(dtype, layout):
           layout=layout)
 
 
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("x_shape", [(1, 37), (2, 37), (4, 1, 37), (5, 37)])
+def test_linear_few_rows(x_shape, layout):
+    # up to 4 rows (decoding) stream the weight through dot products instead of a GEMM
+    for dtype in FLOATS:
+        check(lambda M, x, w, b: F(M).linear(x, w, b), x_shape, (300, 37), (300,), dtype=dtype,
+              layout=layout)
+
+
 def test_linear_packed_weight_views():
     # MultiheadAttention's packed projections: weight and bias are chunks of bigger tensors
     def fn(M, x, w, b):

@@ -13,7 +13,7 @@ use crate::dtype::DType;
 use crate::tensor::math::Arg;
 use crate::tensor::{Scalar, Tensor};
 use convert::{as_scalar, sizes, tensor_from_data};
-use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
+use pyo3::exceptions::{PyRuntimeError, PyTypeError};
 use pyo3::prelude::*;
 use pyo3::types::{PyAny, PyTuple};
 use pytensor::{dtype_arg, new_py, PyTensor};
@@ -480,12 +480,13 @@ fn get_num_threads() -> usize {
 /// works before any computation (as at the top of a script); later it can only confirm the
 /// running count.
 #[pyfunction]
-fn set_num_threads(n: usize) -> PyResult<()> {
-    if n == 0 {
-        return Err(PyValueError::new_err(
-            "set_num_threads: the number of threads must be >= 1, got 0",
-        ));
+fn set_num_threads(n: i64) -> PyResult<()> {
+    if n <= 0 {
+        return Err(PyRuntimeError::new_err(format!(
+            "set_num_threads expects a positive integer, got {n}"
+        )));
     }
+    let n = n as usize;
     if rayon::ThreadPoolBuilder::new()
         .num_threads(n)
         .build_global()
