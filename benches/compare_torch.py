@@ -129,6 +129,10 @@ class Settings:
         self.level = 1 if args.quick else 0  # index into the (full, quick) tables above
         self.reps = args.reps or (3 if args.quick else 5)
         self.min_seconds = 0.01 if args.quick else 0.25  # per timed repetition
+        # Pause before each timed repetition: the worker threads of whatever ran last (OpenMP
+        # in torch, OpenBLAS in numpy, rayon in ferrotorch) keep spinning for a moment after a
+        # call and would steal the cores from the next framework. A smoke run skips it.
+        self.settle = 0.0 if args.quick else 0.3
         self.threads = threads
         self.fma_peak = fma_peak
         self.gpt_cfg = GPT_QUICK if args.quick else GPT_124M
@@ -146,18 +150,14 @@ class Settings:
 
 # *** timing ***
 
-# Pause before each timed repetition: the worker threads of whatever ran last (OpenMP in torch,
-# OpenBLAS in numpy, rayon in ferrotorch) keep spinning for a moment after a call and would
-# steal the cores from the next framework.
-SETTLE_SECONDS = 0.3
-
-
-def alternate(fns, reps, min_seconds):
+def alternate(fns, s):
     """Median seconds per call of each function in ``fns`` (name -> callable).
 
-    Each is warmed up and calls are batched so that one repetition lasts ``min_seconds``; then
-    ``reps`` rounds time them in turn (ferrotorch, torch, ..., ferrotorch, torch, ...).
+    Each is warmed up and calls are batched so that one repetition lasts ``s.min_seconds``;
+    then ``s.reps`` rounds time them in turn (ferrotorch, torch, ..., ferrotorch, torch, ...),
+    each after a pause of ``s.settle``.
     """
+    reps, min_seconds = s.reps, s.min_seconds
     calls = {}
     for name, fn in fns.items():
         start = time.perf_counter()
@@ -171,7 +171,7 @@ def alternate(fns, reps, min_seconds):
     samples = {name: [] for name in fns}
     for _ in range(reps):
         for name, fn in fns.items():
-            time.sleep(SETTLE_SECONDS)
+            time.sleep(s.settle)
             start = time.perf_counter()
             for _ in range(calls[name]):
                 fn()
@@ -239,7 +239,7 @@ def bench_sgemm(s, report):
             fa, fb = s.ft.from_numpy(a), s.ft.from_numpy(b)
             ta, tb = s.torch.from_numpy(a), s.torch.from_numpy(b)
             seconds = alternate({"ferrotorch": lambda: fa @ fb, "torch": lambda: ta @ tb,
-                                 "numpy": lambda: a @ b}, s.reps, s.min_seconds)
+                                 "numpy": lambda: a @ b}, s)
             gflops = {name: 2 * m * k * n / t / 1e9 for name, t in seconds.items()}
             ours = gflops["ferrotorch"]
             report.add(workload=f"{m}x{k} @ {k}x{n}", metric="GFLOP/s", tag=tag, ft=ours,
@@ -272,7 +272,7 @@ def bench_elementwise(s, report):
             with report.guard(workload):
                 fns = {name: (lambda m=m, t=tensors[name]: op(m, *t))
                        for name, m in s.modules.items()}
-                seconds = alternate(fns, s.reps, s.min_seconds)
+                seconds = alternate(fns, s)
                 gbs = {name: tensors_moved * size * 4 / t / 1e9 for name, t in seconds.items()}
                 report.add(workload=workload, metric="GB/s", ft=gbs["ferrotorch"],
                            torch=gbs["torch"], speedup=ratio(gbs["ferrotorch"], gbs["torch"]))
@@ -311,8 +311,8 @@ def bench_gpt_infer(s, report):
                 with s.modules[name].no_grad():
                     return models[name](inputs[name])
 
-            seconds = alternate({name: (lambda name=name: forward(name)) for name in FRAMEWORKS},
-                                s.reps, s.min_seconds)
+            seconds = alternate(
+                {name: (lambda name=name: forward(name)) for name in FRAMEWORKS}, s)
             rate = {name: batch * seq / t for name, t in seconds.items()}
             gap = np.abs(forward("ferrotorch").numpy() - forward("torch").numpy()).max()
             report.add(workload=f"B={batch}, T={seq}", metric="tokens/s", tag="gpt_infer",
@@ -331,7 +331,7 @@ def bench_generate(s, report):
         return generate_greedy(s.modules[name], models[name], prompts[name], NEW_TOKENS)
 
     seconds = alternate({name: (lambda name=name: generate(name)) for name in FRAMEWORKS},
-                        s.reps, s.min_seconds)
+                        s)
     rate = {name: NEW_TOKENS / t for name, t in seconds.items()}
     same = generate("ferrotorch").tolist() == generate("torch").tolist()
     report.add(workload="B=1", metric="tokens/s", tag="generate", ft=rate["ferrotorch"],
@@ -363,7 +363,7 @@ def bench_mlp(s, report):
     for batch in MLP_BATCHES:
         with report.guard(f"mlp batch {batch}"):
             steps = {name: mlp_step(m, batch) for name, m in s.modules.items()}
-            seconds = alternate(steps, s.reps, s.min_seconds)
+            seconds = alternate(steps, s)
             rate = {name: 1 / t for name, t in seconds.items()}
             report.add(workload=f"batch {batch}", metric="steps/s", tag=f"mlp_b{batch}",
                        ft=rate["ferrotorch"], torch=rate["torch"],
@@ -652,9 +652,6 @@ def main(argv=None):
         print(json.dumps(CHILDREN[args.child](args)))
         return 0
 
-    global SETTLE_SECONDS
-    if args.quick:
-        SETTLE_SECONDS = 0.0  # a smoke run checks that the script works, not the numbers
     ft = importlib.import_module("ferrotorch")
     threads = default_threads(ft)
     torch = import_framework("torch", threads)

@@ -9,7 +9,7 @@ use crate::op::{self, Edge, GradModeGuard, Op};
 use crate::tensor::math::{Arg, BinaryOp as B, UnaryOp as U};
 use crate::tensor::nn;
 use crate::tensor::reduce::ReduceOp as R;
-use crate::tensor::{Scalar, Tensor, TensorIndex};
+use crate::tensor::{Scalar, Tensor};
 use std::collections::{HashMap, HashSet};
 
 /// Where the gradients of a backward pass go.
@@ -176,49 +176,6 @@ fn fit(t: &Tensor, g: Tensor) -> Result<Tensor> {
         return sum_to(&g, t.shape());
     }
     Ok(g)
-}
-
-/// The gradient of `x[rows]` (index_select on dim 0: embeddings) without recording: each
-/// picked row of `g` is added onto its row of a zero gradient, in order and in the dtype,
-/// as torch's embedding backward does. `None` for any other index.
-fn rows_backward(x: &Tensor, index: &[TensorIndex], g: &Tensor) -> Result<Option<Tensor>> {
-    let [TensorIndex::Tensor(rows)] = index else {
-        return Ok(None);
-    };
-    let int = matches!(rows.dtype(), DType::I64 | DType::I32);
-    if op::is_grad_enabled() || !int || rows.dims() != 1 || x.dims() == 0 {
-        return Ok(None);
-    }
-    if !matches!(g.dtype(), DType::F32 | DType::F64) {
-        return Ok(None);
-    }
-    let n = x.shape()[0];
-    let rows: Vec<usize> = rows
-        .to_vec_as::<i64>()
-        .into_iter()
-        .map(|r| if r < 0 { r + n as i64 } else { r } as usize)
-        .collect();
-    let width = x.elem_count() / n.max(1);
-    if g.elem_count() != rows.len() * width || rows.iter().any(|&r| r >= n) {
-        return Ok(None);
-    }
-    let g = g.contiguous();
-    macro_rules! run {
-        ($T:ty) => {{
-            let mut out = crate::storage::try_vec::<$T>("embedding backward", x.shape(), 0.0)?;
-            let src = g.as_contiguous_slice::<$T>().expect("contiguous");
-            for (i, &r) in rows.iter().enumerate() {
-                let dst = &mut out[r * width..(r + 1) * width];
-                let add = &src[i * width..(i + 1) * width];
-                dst.iter_mut().zip(add).for_each(|(d, a)| *d += a);
-            }
-            Tensor::from_vec(out, x.shape())?
-        }};
-    }
-    Ok(Some(match g.dtype() {
-        DType::F64 => run!(f64),
-        _ => run!(f32),
-    }))
 }
 
 /// Sums a broadcast gradient back to `shape` (the adjoint of broadcasting).
@@ -557,9 +514,6 @@ fn grad_of(op: &Op, g: &Tensor) -> Result<Vec<Option<Tensor>>> {
             src: _,
         } => vec![Some(g.clone()), Some(g.gather(*dim, index)?)],
         Op::Index { x, index } => {
-            if let Some(gx) = rows_backward(x, index, g)? {
-                return Ok(vec![Some(gx)]);
-            }
             let zeros = Tensor::zeros(x.shape(), g.dtype())?;
             vec![Some(zeros.index_put(index, g, true)?)]
         }

@@ -324,6 +324,24 @@ macro_rules! with_dtype {
     };
 }
 
+/// `with_dtype!` for kernels that exist in f32 and f64 only: `$T` is f64 for F64 and f32
+/// otherwise (callers have checked the dtype is one of the two).
+#[macro_export]
+macro_rules! with_f32_or_f64 {
+    ($dtype:expr, $T:ident, $body:expr) => {
+        match $dtype {
+            $crate::dtype::DType::F64 => {
+                type $T = f64;
+                $body
+            }
+            _ => {
+                type $T = f32;
+                $body
+            }
+        }
+    };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

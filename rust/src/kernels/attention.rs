@@ -103,7 +103,7 @@ pub fn attention_fwd<T: AttnFloat>(
             scores(d, n, q, k, mask, causal, scale, &mut s);
             for i in 0..d.lq {
                 let row = &mut s[i * d.lk..(i + 1) * d.lk];
-                let mx = super::vmath::max_f64(row, |x| x.to_f64c());
+                let mx = super::reduce::max_f64(row);
                 if mx == f64::NEG_INFINITY {
                     // A fully masked row attends to nothing: zeros, like torch's CPU kernel.
                     row.iter_mut().for_each(|x| *x = T::zero());
@@ -113,7 +113,7 @@ pub fn attention_fwd<T: AttnFloat>(
                 for x in row.iter_mut() {
                     *x = T::from_f64c(x.to_f64c() - mx).exp_fast();
                 }
-                let sum = super::vmath::sum_f64(row, |x| x.to_f64c());
+                let sum = super::reduce::sum_f64(row);
                 for x in row.iter_mut() {
                     *x = T::from_f64c(x.to_f64c() / sum);
                 }

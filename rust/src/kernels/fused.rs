@@ -2,10 +2,11 @@
 //! backward, each one pass over a row with the row's statistics kept in registers. Rows are
 //! spread over rayon's threads; sums accumulate in f64.
 
+use crate::dtype::Elem;
 use rayon::prelude::*;
 
 use super::elementwise::num_like::Float;
-use super::vmath;
+use super::reduce;
 
 /// Rows per rayon task: enough work per task to amortise scheduling on small rows.
 fn rows_per_task(row_len: usize) -> usize {
@@ -148,7 +149,7 @@ impl CrossEntropySpec<'_> {
 
 /// Per-row losses (0 for ignored rows), the rows' logsumexp, and the total weight of the
 /// counted rows (mean reduction's denominator). `Err(t)` names an out-of-range target.
-pub fn cross_entropy_fwd<T: Float + Send + Sync>(
+pub fn cross_entropy_fwd<T: Elem + Float + Send + Sync>(
     x: &[T],
     c: usize,
     spec: &CrossEntropySpec<'_>,
@@ -177,14 +178,14 @@ pub fn cross_entropy_fwd<T: Float + Send + Sync>(
             for (r, (l, s)) in lc.iter_mut().zip(sc.iter_mut()).enumerate() {
                 let i = task * k + r;
                 let row = &x[i * c..(i + 1) * c];
-                let mx = vmath::max_f64(row, |v| v.to_f64c());
+                let mx = reduce::max_f64(row);
                 let shift = if mx.is_finite() { mx } else { 0.0 };
                 exps.clear();
                 exps.extend(
                     row.iter()
                         .map(|v| T::from_f64c(v.to_f64c() - shift).exp_fast()),
                 );
-                let se = vmath::sum_f64(&exps, |v| v.to_f64c());
+                let se = reduce::sum_f64(&exps);
                 let lse_i = se.ln() + shift;
                 *s = lse_i;
                 let t = spec.target[i];

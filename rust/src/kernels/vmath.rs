@@ -33,36 +33,6 @@ pub fn exp_f32(x: f32) -> f32 {
     y * pow2(h) * pow2(n - h)
 }
 
-/// Row statistics in f64 with eight independent accumulators, so the loop vectorises.
-pub fn sum_f64<T: Copy>(row: &[T], to_f64: impl Fn(T) -> f64) -> f64 {
-    let mut acc = [0f64; 8];
-    let chunks = row.chunks_exact(8);
-    let tail: f64 = chunks.remainder().iter().map(|&v| to_f64(v)).sum();
-    for c in chunks {
-        for (a, &v) in acc.iter_mut().zip(c) {
-            *a += to_f64(v);
-        }
-    }
-    acc.iter().sum::<f64>() + tail
-}
-
-/// The largest value of a row (NaN is skipped here; callers see it through their sums).
-pub fn max_f64<T: Copy>(row: &[T], to_f64: impl Fn(T) -> f64) -> f64 {
-    let mut acc = [f64::NEG_INFINITY; 8];
-    let chunks = row.chunks_exact(8);
-    let tail = chunks
-        .remainder()
-        .iter()
-        .fold(f64::NEG_INFINITY, |m, &v| m.max(to_f64(v)));
-    for c in chunks {
-        for (a, &v) in acc.iter_mut().zip(c) {
-            let v = to_f64(v);
-            *a = if v > *a { v } else { *a };
-        }
-    }
-    acc.iter().fold(tail, |m, &v| m.max(v))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -94,13 +64,5 @@ mod tests {
         assert_eq!(exp_f32(89.0), f32::INFINITY);
         assert!(exp_f32(f32::NAN).is_nan());
         assert!(exp_f32(88.72) < f32::INFINITY);
-    }
-
-    #[test]
-    fn lane_sums_and_max() {
-        let v: Vec<f32> = (0..37).map(|i| i as f32 * 0.5 - 3.0).collect();
-        let s: f64 = v.iter().map(|&x| x as f64).sum();
-        assert_eq!(sum_f64(&v, |x| x as f64), s);
-        assert_eq!(max_f64(&v, |x| x as f64), 15.0);
     }
 }

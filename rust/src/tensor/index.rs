@@ -200,14 +200,14 @@ impl Tensor {
             let mut offsets = Vec::with_capacity(vals.len());
             plan.for_each_offset(|o| offsets.push(o));
             if accumulate {
-                let cur = self.storage().as_slice::<T>();
-                let mut acc: std::collections::HashMap<usize, f64> = Default::default();
+                // In index order and rounded to the dtype at each step, as torch's CPU kernel
+                // adds (an embedding's gradient is this with one row index per token).
+                // SAFETY: `vals` is an owned copy and nothing else reads this storage while
+                // the op holds the write guard.
+                let buf = unsafe { self.storage().as_mut_slice::<T>() };
                 for (&o, v) in offsets.iter().zip(&vals) {
-                    *acc.entry(o).or_insert(cur[o].to_f64()) += v.to_f64();
+                    buf[o] = T::from_f64(buf[o].to_f64() + v.to_f64());
                 }
-                let (offs, sums): (Vec<usize>, Vec<T>) =
-                    acc.into_iter().map(|(o, s)| (o, T::from_f64(s))).unzip();
-                self.storage().write(offs.into_iter(), &sums);
             } else {
                 self.storage().write(offsets.into_iter(), &vals);
             }

@@ -11,22 +11,7 @@ use crate::op::{self, Op};
 use crate::storage::try_vec;
 use crate::tensor::reduce::ReduceOp as R;
 use crate::tensor::Tensor;
-
-/// Runs `$body` with `$T` bound to the float type GEMM handles for `$dt` (f32 or f64).
-macro_rules! with_gemm_float {
-    ($dt:expr, $T:ident, $body:block) => {
-        match $dt {
-            DType::F64 => {
-                type $T = f64;
-                $body
-            }
-            _ => {
-                type $T = f32;
-                $body
-            }
-        }
-    };
-}
+use crate::with_f32_or_f64;
 
 impl Tensor {
     /// torch's `F.linear(self, w, b)`: `self` (..., in), `w` (out, in), `b` (out,).
@@ -56,7 +41,7 @@ impl Tensor {
             let x2 = as_matrix(self)?;
             let mut shape = self.shape().to_vec();
             *shape.last_mut().expect("at least 2-D") = n;
-            with_gemm_float!(self.dtype(), T, {
+            with_f32_or_f64!(self.dtype(), T, {
                 let mut dst = try_vec::<T>("linear", &[m, n], T::zero())?;
                 if let Some(b) = b {
                     let b = b.contiguous();
@@ -119,7 +104,7 @@ pub fn linear_backward(
     }
     let g2 = g2.contiguous();
     let (m, k) = rows(x);
-    with_gemm_float!(g.dtype(), T, {
+    with_f32_or_f64!(g.dtype(), T, {
         let gs = slice::<T>(&g2);
         let gx = if x.requires_grad() {
             let mut dst = try_vec::<T>("linear backward", &[m, k], T::zero())?;
