@@ -429,3 +429,196 @@ def test_we_read_safetensors_package_files(dtype, tmp_path):
     safetensors.torch.save_file(theirs, tmp_path / "hf.safetensors")
     ours = ft.load(tmp_path / "hf.safetensors")
     assert_tree(ours, dict(sorted(theirs.items())))
+
+
+# --------------------------------------------------------------------------------------------
+# regressions: files that start like a pickle, malformed structures
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("header_length", [0x180, 0x280, 0x380, 0x580])
+def test_safetensors_file_that_starts_like_a_pickle_loads(header_length, tmp_path):
+    # a safetensors file starts with its header length: 0x80 then 0x02..0x05 is also how a
+    # pickle (torch.save's legacy format) starts, yet the file is safetensors and must load
+    path = saved(tmp_path)
+    header, body = header_of(path)
+    raw = json.dumps(header).encode()
+    path.write_bytes(struct.pack("<Q", header_length) + raw.ljust(header_length) + body)
+    assert path.read_bytes()[0] == 0x80
+    theirs = {"w": torch.arange(12.0).reshape(3, 4), "b": torch.tensor([1, 2, 3])}
+    assert_tree(ft.load(path), theirs)
+    assert_tree(ft.load(io.BytesIO(path.read_bytes())), theirs)
+
+
+@pytest.mark.parametrize("root", [
+    {"__tensor__": [1]},                                  # a tensor reference that is no name
+    {"__tensor__": "w", "device": 5},                     # a tensor's device that is no device
+    {"__tensor__": "b", "requires_grad": True},           # an int64 tensor requiring grad
+    {"__device__": "nowhere"},
+    {"__size__": ["x"]},
+    {"__size__": [None]},
+    {"__dict__": [[[1], 2]]},                             # an unhashable key
+    {"__dict__": [[{"__tensor__": "w"}, 2]]},             # a key that save cannot write
+    "99999" * 1000,                                       # an int too long for int()
+    "[" * 100_000 + "]" * 100_000,                        # nested deeper than json reads
+    {"__tuple__": "[" * 900 + "]" * 900},                 # nested deeper than load decodes
+])
+def test_malformed_structure_is_a_runtime_error(root, tmp_path):
+    path = saved(tmp_path)
+    header, body = header_of(path)
+    text = json.dumps(root)
+    if isinstance(root, str):  # raw JSON text
+        text = root
+    elif "__tuple__" in root:
+        text = '{"__tuple__": ' + root["__tuple__"] + "}"
+    header["__metadata__"]["ferrotorch"] = '{"version": 1, "root": ' + text + "}"
+    write_with_header(path, header, body)
+    load_fails(path, "is not a valid ferrotorch save")
+
+
+@pytest.mark.parametrize("version", ['"1"', "null", "0", "true"])
+def test_malformed_format_version(version, tmp_path):
+    path = saved(tmp_path)
+    header, body = header_of(path)
+    header["__metadata__"]["ferrotorch"] = '{"version": ' + version + ', "root": 1}'
+    write_with_header(path, header, body)
+    load_fails(path, "is not a valid ferrotorch save", "version")
+
+
+# --------------------------------------------------------------------------------------------
+# regressions: damaged files of gpt2 checkpoints and Hugging Face folders, which are read with
+# ferrotorch.load and must give a ValueError naming the file
+# --------------------------------------------------------------------------------------------
+
+TINY_GPT = {"vocab_size": 11, "context_length": 4, "emb_dim": 4, "n_heads": 2, "n_layers": 1,
+            "drop_rate": 0.0, "qkv_bias": True}
+
+
+def _tiny_gpt():
+    from ferrotorch.gpt2 import GPTModel
+
+    return GPTModel(dict(TINY_GPT))
+
+
+@pytest.fixture
+def gpt_checkpoint(tmp_path):
+    """A checkpoint folder of a tiny model and an AdamW that took one step."""
+    from ferrotorch.gpt2 import checkpoint
+
+    model = _tiny_gpt()
+    opt = ft.optim.AdamW(model.parameters())
+    model(ft.zeros(1, 2, dtype=ft.int64)).sum().backward()
+    opt.step()
+    return pathlib.Path(checkpoint.save_checkpoint(tmp_path / "run", model, opt, step=1))
+
+
+def _with_model(make):
+    def damage(folder):
+        ft.save(make(_tiny_gpt().state_dict()), folder / "model.safetensors")
+        return "model.safetensors"
+    return damage
+
+
+def _with_optimizer(make):
+    def damage(folder):
+        state = ft.load(folder / "optimizer.safetensors")
+        ft.save(make(state), folder / "optimizer.safetensors")
+        return "optimizer.safetensors"
+    return damage
+
+
+def _with_config(text):
+    def damage(folder):
+        (folder / "config.json").write_text(text)
+        return "config.json"
+    return damage
+
+
+CHECKPOINT_DAMAGE = {
+    "weights are strings": _with_model(lambda sd: {k: "x" for k in sd}),
+    "weights are a list": _with_model(lambda sd: [1, 2]),
+    "weights with int keys": _with_model(lambda sd: {**sd, 1: 2}),
+    "weights are integers": _with_model(lambda sd: {k: v.to(ft.int32) for k, v in sd.items()}),
+    "weights of another shape": _with_model(lambda sd: {**sd, "tok_emb.weight": ft.zeros(3)}),
+    "optimizer state is a list": _with_optimizer(lambda s: [1]),
+    "optimizer groups are ints": _with_optimizer(lambda s: {**s, "param_groups": [1]}),
+    "optimizer params are strings": _with_optimizer(
+        lambda s: {**s, "param_groups": [dict(s["param_groups"][0], params=["a"])]}),
+    "optimizer has fewer params": _with_optimizer(
+        lambda s: {**s, "param_groups": [dict(s["param_groups"][0], params=[0])]}),
+    "optimizer moment of another shape": _with_optimizer(
+        lambda s: {**s, "state": {**s["state"], 0: {**s["state"][0], "exp_avg": ft.zeros(3)}}}),
+    "optimizer state of a param is a list": _with_optimizer(
+        lambda s: {**s, "state": {0: [1]}}),
+    "config is null": _with_config("null"),
+    "config int too long": _with_config("9" * 5000),
+}
+
+
+@pytest.mark.parametrize("damage", list(CHECKPOINT_DAMAGE))
+def test_damaged_checkpoint_is_a_value_error(damage, gpt_checkpoint):
+    from ferrotorch.gpt2 import checkpoint
+
+    name = CHECKPOINT_DAMAGE[damage](gpt_checkpoint)
+    model = _tiny_gpt()
+    with pytest.raises(ValueError, match=name):
+        checkpoint.load_checkpoint(gpt_checkpoint, model, ft.optim.AdamW(model.parameters()))
+
+
+@pytest.mark.parametrize("text", ["null", "[1]", "{}", '{"vocab_size": "x"}', "9" * 5000])
+def test_load_model_with_damaged_config_is_a_value_error(text, gpt_checkpoint):
+    from ferrotorch.gpt2 import checkpoint
+
+    (gpt_checkpoint / "config.json").write_text(text)
+    with pytest.raises(ValueError, match="config.json"):
+        checkpoint.load_model(gpt_checkpoint)
+
+
+def _hf_edit(**changes):
+    return lambda cfg: json.dumps({**cfg, **changes})
+
+
+HF_CONFIG_DAMAGE = {
+    "null": lambda cfg: "null",
+    "a list": lambda cfg: "[1]",
+    "not JSON": lambda cfg: "{n_embd",
+    "no vocab_size": lambda cfg: json.dumps({k: v for k, v in cfg.items() if k != "vocab_size"}),
+    "n_embd a dict": _hf_edit(n_embd={}),
+    "n_layer a string": _hf_edit(n_layer="1"),
+    "epsilon a string": _hf_edit(layer_norm_epsilon="x"),
+    "dropout null": _hf_edit(resid_pdrop=None),
+}
+
+
+@pytest.mark.parametrize("damage", list(HF_CONFIG_DAMAGE))
+def test_load_hf_with_damaged_config_is_a_value_error(damage, tmp_path):
+    from ferrotorch.gpt2 import weights
+
+    weights.save_hf(_tiny_gpt(), tmp_path)
+    cfg = json.loads((tmp_path / "config.json").read_text())
+    (tmp_path / "config.json").write_text(HF_CONFIG_DAMAGE[damage](cfg))
+    with pytest.raises(ValueError, match="config.json"):
+        weights.load_hf(tmp_path)
+
+
+@pytest.mark.parametrize("index", ["null", "{weight_map", '{"weight_map": [1]}',
+                                   '{"weight_map": {"wte.weight": 1}}'])
+def test_load_hf_with_damaged_index_is_a_value_error(index, tmp_path):
+    from ferrotorch.gpt2 import weights
+
+    weights.save_hf(_tiny_gpt(), tmp_path)
+    os.remove(tmp_path / "model.safetensors")
+    (tmp_path / "model.safetensors.index.json").write_text(index)
+    with pytest.raises(ValueError, match="model.safetensors.index.json"):
+        weights.load_hf(tmp_path)
+
+
+def test_load_hf_with_integer_weights_is_an_error(tmp_path):
+    from ferrotorch.gpt2 import weights
+
+    model = _tiny_gpt()
+    weights.save_hf(model, tmp_path)
+    tensors = {k: v.to(ft.int32) for k, v in weights.hf_state_dict(model).items()}
+    ft._C._safetensors_save(str(tmp_path / "model.safetensors"), list(tensors.items()), {})
+    with pytest.raises(RuntimeError, match="int32 values: GPT-2 weights are floating"):
+        weights.load_hf(tmp_path)

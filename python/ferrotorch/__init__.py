@@ -277,10 +277,26 @@ def normal(mean, std, size=None, *, generator=None, dtype=None, **_):
 
 
 def broadcast_shapes(*shapes):
-    out = zeros(())
-    for s in shapes:
-        out = out + zeros(s, dtype=uint8).to(float32)
-    return out.shape
+    """The shape the given shapes broadcast to (torch's rules), computed without tensors."""
+    result = []
+    for i, shape in enumerate(shapes):
+        shape = (shape,) if isinstance(shape, _builtins.int) else tuple(shape)
+        for d in shape:
+            if not isinstance(d, _builtins.int) or d < 0:
+                raise RuntimeError(f"broadcast_shapes: invalid size {d!r} in shape {shape}")
+        padded = [1] * (len(shape) - len(result)) + result
+        for k, d in enumerate(shape[::-1]):
+            j = len(padded) - 1 - k
+            if padded[j] == 1:
+                padded[j] = d
+            elif d not in (1, padded[j]):
+                raise RuntimeError(
+                    "Shape mismatch: objects cannot be broadcast to a single shape: "
+                    f"shape {list(shape)} (arg {i}) does not broadcast to {padded} (size {d} "
+                    f"against {padded[j]} in dimension {j})"
+                )
+        result = padded
+    return Size(result)
 
 
 def broadcast_tensors(*tensors):

@@ -366,6 +366,8 @@ def _movedim(self, source, destination):
     dst = [norm(d) for d in dst]
     if len(set(src)) != len(src) or len(set(dst)) != len(dst):
         raise RuntimeError(f"movedim: repeated dim in source ({src}) or destination ({dst})")
+    if n == 0:  # dims 0 and -1 name a 0-d tensor's only "dim"; there is nothing to move
+        return self.permute(())
     order = [d for d in range(n) if d not in src]
     perm = [None] * n
     for s, d in zip(src, dst):

@@ -170,7 +170,8 @@ def save(obj, f, pickle_module=None, pickle_protocol=None, **kwargs):
 def _path_of(f, fn):
     if isinstance(f, (str, bytes, os.PathLike)):
         return os.fsdecode(f)
-    raise TypeError(
+    # torch raises AttributeError here (it looks for the file object's methods).
+    raise AttributeError(
         f"ferrotorch.{fn}: expected a path (str or os.PathLike) or a binary file object, "
         f"got {type(f).__name__}"
     )
@@ -209,7 +210,7 @@ class _Decoder:
             if not isinstance(value, list) or not all(
                     isinstance(kv, list) and len(kv) == 2 for kv in value):
                 self.fail(f"{tag} must hold [key, value] pairs")
-            items = [(self._hashable(self.decode(k)), self.decode(v)) for k, v in value]
+            items = [(self._key(self.decode(k)), self.decode(v)) for k, v in value]
             return OrderedDict(items) if tag == "__odict__" else dict(items)
         if tag == "__tuple__" and isinstance(value, list):
             return tuple(self.decode(v) for v in value)
@@ -217,31 +218,37 @@ class _Decoder:
             return float(value)
         if tag == "__dtype__" and isinstance(getattr(ft, str(value), None), ft.dtype):
             return getattr(ft, value)
-        if tag == "__device__" and isinstance(value, str):
-            return ft.device(value)
-        if tag == "__size__" and isinstance(value, list):
+        if tag == "__device__":
+            return self._device(value)
+        if tag == "__size__" and isinstance(value, list) and all(type(s) is int for s in value):
             return ft.Size(value)
         self.fail(f"unknown entry {tag!r}: {value!r}")
 
-    def _hashable(self, key):
+    def _device(self, value):
         try:
-            hash(key)
-        except TypeError:
-            self.fail(f"a dict key {key!r} is not hashable")
+            return _ft().device(value)
+        except (RuntimeError, TypeError):
+            self.fail(f"{value!r} is not a device")
+
+    def _key(self, key):
+        if not _plain_key(key):  # what save accepts as a key, so always hashable
+            self.fail(f"a dict key {key!r} is not a str, int, float, bool, None or tuple of them")
         return key
 
     def _tensor(self, node):
         name, index = node.get("__tensor__"), node.get("object", 0)
-        if name not in self.tensors:
+        if not isinstance(name, str) or name not in self.tensors:
             self.fail(f"the structure refers to a tensor {name!r} that the file does not hold")
         if not isinstance(index, int) or isinstance(index, bool) or index < 0:
             self.fail(f"bad object index {index!r} for tensor {name!r}")
         if (name, index) in self._objects:
             return self._objects[(name, index)]
         base = self.tensors[name]
+        if node.get("requires_grad") and not base.is_floating_point():
+            self.fail(f"tensor {name!r} of dtype {base.dtype} is marked as requiring grad")
         # a second object viewing the same storage: a new tensor object on the same memory
         t = base if index == 0 else base.detach()
-        t = self._place(t, node.get("device", "cpu"))
+        t = self._place(t, str(self._device(node.get("device", "cpu"))))
         if node.get("parameter"):
             t = _ft().nn.Parameter(t, requires_grad=bool(node.get("requires_grad")))
         elif node.get("requires_grad"):
@@ -286,13 +293,13 @@ def load(f, map_location=None, pickle_module=None, *, weights_only=True, mmap=No
 
 def _load_path(path, where, map_location):
     with open(path, "rb") as fh:  # FileNotFoundError / IsADirectoryError as for open()
-        head = fh.read(16)
-    if head.startswith(b"PK\x03\x04") or head[:1] == b"\x80":
-        raise RuntimeError(f"{where} is a PyTorch pickle/zip checkpoint (torch.save). "
-                           + _PICKLE_HINT)
+        head = fh.read(4)
     try:
         named, metadata = _C._safetensors_load(path)
     except RuntimeError as e:
+        if _is_torch_save(head):
+            raise RuntimeError(f"{where} is a PyTorch pickle/zip checkpoint (torch.save). "
+                               + _PICKLE_HINT) from None
         message = str(e).replace(path, where)
         raise RuntimeError(
             f"{message} (ferrotorch.load reads the safetensors files that ferrotorch.save writes)"
@@ -302,17 +309,36 @@ def _load_path(path, where, map_location):
         return {name: tensors[name] for name in sorted(tensors)}
     try:
         structure = json.loads(metadata[_META_KEY])
-    except json.JSONDecodeError as e:
+    except (ValueError, RecursionError) as e:  # ValueError: bad JSON, or an int too long
         raise RuntimeError(
-            f"{where} is not a valid ferrotorch save: its structure metadata is not valid JSON "
-            f"({e}); the file may be corrupt"
+            f"{where} is not a valid ferrotorch save: its structure metadata is not readable "
+            f"JSON ({e}); the file may be corrupt"
         ) from None
     if not isinstance(structure, dict) or "root" not in structure:
         raise RuntimeError(f"{where} is not a valid ferrotorch save: no structure root found")
     version = structure.get("version")
-    if not isinstance(version, int) or version > _VERSION:
+    if type(version) is not int or version < 1:
+        raise RuntimeError(
+            f"{where} is not a valid ferrotorch save: its format version {version!r} is not a "
+            "positive integer"
+        )
+    if version > _VERSION:
         raise RuntimeError(
             f"{where} was written by a newer ferrotorch (format version {version!r}; this "
             f"version reads up to {_VERSION}): upgrade ferrotorch to load it"
         )
-    return _Decoder(tensors, where, map_location).decode(structure["root"])
+    decoder = _Decoder(tensors, where, map_location)
+    try:
+        return decoder.decode(structure["root"])
+    except RecursionError:
+        pass  # reported below, outside the handler, so the error does not chain the deep stack
+    decoder.fail("its structure is nested too deeply")
+
+
+def _is_torch_save(head):
+    """Whether a file that is not safetensors starts like torch.save's output: a zip archive,
+    or (the legacy format) a pickle's PROTO opcode 0x80 with protocol 2 to 5. A safetensors
+    file can start with these bytes too (its header length), so this is asked only after the
+    safetensors parse failed."""
+    pickle = len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5
+    return pickle or head.startswith(b"PK\x03\x04")

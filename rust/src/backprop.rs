@@ -263,6 +263,12 @@ fn grad_of(op: &Op, g: &Tensor) -> Result<Vec<Option<Tensor>>> {
                     let (a, b) = (&a.to_dtype(out.dtype()), &b.to_dtype(out.dtype()));
                     let bm1 = b.binary_s(B::Sub, Scalar::Int(1))?;
                     let ga = mul(&mul(g, b)?, &a.binary_t(B::Pow, &bm1)?)?;
+                    // An exponent of 0 gives 0 even at a == 0 (where a^(b-1) is inf), as torch.
+                    let ga = Tensor::where_(
+                        &b.binary_s(B::Eq, Scalar::Int(0))?,
+                        Arg::tensor(&scalar(0.0, ga.dtype())),
+                        Arg::tensor(&ga),
+                    )?;
                     let lna = a.unary(U::Log)?;
                     let zero = a
                         .binary_s(B::Eq, Scalar::Int(0))?
@@ -276,23 +282,20 @@ fn grad_of(op: &Op, g: &Tensor) -> Result<Vec<Option<Tensor>>> {
                     (ga, mul(g, &d)?)
                 }
                 B::Maximum | B::Minimum => {
-                    // Ties split the gradient in half, like torch.
-                    let half = muls(g, 0.5)?;
+                    // Ties split the gradient in half; the side that loses gets none; with a
+                    // NaN neither side loses, so both get all of it (torch's formula).
                     let eq = a.binary_t(B::Eq, b)?;
-                    let a_wins = if *op == B::Maximum {
-                        a.binary_t(B::Gt, b)?
+                    let shared = Tensor::where_(&eq, Arg::tensor(&muls(g, 0.5)?), Arg::tensor(g))?;
+                    let (a_loses, b_loses) = if *op == B::Maximum {
+                        (a.binary_t(B::Lt, b)?, a.binary_t(B::Gt, b)?)
                     } else {
-                        a.binary_t(B::Lt, b)?
+                        (a.binary_t(B::Gt, b)?, a.binary_t(B::Lt, b)?)
                     };
                     let z = scalar(0.0, g.dtype());
-                    let pick = |win: &Tensor| -> Result<Tensor> {
-                        let t = Tensor::where_(win, Arg::tensor(g), Arg::tensor(&z))?;
-                        Tensor::where_(&eq, Arg::tensor(&half), Arg::tensor(&t))
+                    let keep = |loses: &Tensor| {
+                        Tensor::where_(loses, Arg::tensor(&z), Arg::tensor(&shared))
                     };
-                    let b_wins = a_wins
-                        .unary(U::LogicalNot)?
-                        .binary_t(B::LogicalAnd, &eq.unary(U::LogicalNot)?)?;
-                    (pick(&a_wins)?, pick(&b_wins)?)
+                    (keep(&a_loses)?, keep(&b_loses)?)
                 }
                 B::Rem => {
                     let q = a.binary_t(B::FloorDiv, b)?;
@@ -324,8 +327,9 @@ fn grad_of(op: &Op, g: &Tensor) -> Result<Vec<Option<Tensor>>> {
                 U::Tanh => mul(g, &one(out).binary_t(B::Sub, &mul(out, out)?)?)?,
                 U::Sigmoid => mul(g, &mul(out, &one(out).binary_t(B::Sub, out)?)?)?,
                 U::Relu => {
-                    let pos = out.binary_s(B::Gt, Scalar::Int(0))?;
-                    Tensor::where_(&pos, Arg::tensor(g), Arg::tensor(&scalar(0.0, g.dtype())))?
+                    // torch masks where out <= 0, so a NaN passes its gradient through.
+                    let off = out.binary_s(B::Le, Scalar::Int(0))?;
+                    Tensor::where_(&off, Arg::tensor(&scalar(0.0, g.dtype())), Arg::tensor(g))?
                 }
                 U::Gelu | U::GeluTanh if !op::is_grad_enabled() => {
                     nn::gelu_backward(g, x, *op == U::GeluTanh)?
@@ -390,21 +394,41 @@ fn grad_of(op: &Op, g: &Tensor) -> Result<Vec<Option<Tensor>>> {
             let out = &live(out, || x.reduce(*op, dims, *keepdim, None))?;
             let gk = unsqueeze_dims(g, x, dims, *keepdim)?;
             let ok = unsqueeze_dims(out, x, dims, *keepdim)?;
-            let gx = match op {
-                R::Sum => gk.broadcast_as(x.shape())?,
-                R::Mean => {
-                    let n = (x.elem_count().max(1) / ok.elem_count().max(1)) as f64;
-                    muls(&gk, 1.0 / n)?.broadcast_as(x.shape())?
-                }
-                R::Prod => mul(&gk, &ok.binary_t(B::Div, x)?)?,
-                R::Max | R::Min => {
-                    let hit = x.binary_t(B::Eq, &ok)?.to_dtype(g.dtype());
-                    let count = hit.reduce(R::Sum, dims, true, None)?;
-                    mul(&gk, &hit)?.binary_t(B::Div, &count)?
-                }
-                R::LogSumExp => mul(&gk, &x.binary_t(B::Sub, &ok)?.unary(U::Exp)?)?,
-                R::All | R::Any => return Ok(vec![None]),
-            };
+            let gx =
+                match op {
+                    R::Sum => gk.broadcast_as(x.shape())?,
+                    R::Mean => {
+                        let n = (x.elem_count().max(1) / ok.elem_count().max(1)) as f64;
+                        muls(&gk, 1.0 / n)?.broadcast_as(x.shape())?
+                    }
+                    R::Prod => {
+                        // out / x, except at zeros: a lone zero of its slice gets the product of
+                        // the others, a zero that has company gets 0 (torch's prod_backward).
+                        let zero = x.binary_s(B::Eq, Scalar::Int(0))?;
+                        let one = scalar(1.0, x.dtype());
+                        let others = Tensor::where_(&zero, Arg::tensor(&one), Arg::tensor(x))?
+                            .reduce(R::Prod, dims, true, None)?;
+                        let zeros = zero.to_dtype(x.dtype()).reduce(R::Sum, dims, true, None)?;
+                        let at_zero = Tensor::where_(
+                            &zeros.binary_s(B::Eq, Scalar::Int(1))?,
+                            Arg::tensor(&others),
+                            Arg::tensor(&scalar(0.0, x.dtype())),
+                        )?;
+                        let d = Tensor::where_(
+                            &zero,
+                            Arg::tensor(&at_zero),
+                            Arg::tensor(&ok.binary_t(B::Div, x)?),
+                        )?;
+                        mul(&gk, &d)?
+                    }
+                    R::Max | R::Min => {
+                        let hit = x.binary_t(B::Eq, &ok)?.to_dtype(g.dtype());
+                        let count = hit.reduce(R::Sum, dims, true, None)?;
+                        mul(&gk, &hit)?.binary_t(B::Div, &count)?
+                    }
+                    R::LogSumExp => mul(&gk, &x.binary_t(B::Sub, &ok)?.unary(U::Exp)?)?,
+                    R::All | R::Any => return Ok(vec![None]),
+                };
             vec![Some(gx)]
         }
         Op::Var {
@@ -419,13 +443,19 @@ fn grad_of(op: &Op, g: &Tensor) -> Result<Vec<Option<Tensor>>> {
             let gk = unsqueeze_dims(g, x, dims, *keepdim)?;
             let mean = x.reduce(R::Mean, dims, true, None)?;
             let n = (x.elem_count().max(1) / gk.elem_count().max(1)) as f64;
+            // No degrees of freedom left: torch's 2 / 0 makes the gradient inf * 0 = NaN.
             let mut gx = mul(
                 &gk,
-                &muls(&x.binary_t(B::Sub, &mean)?, 2.0 / (n - correction))?,
+                &muls(&x.binary_t(B::Sub, &mean)?, 2.0 / (n - correction).max(0.0))?,
             )?;
             if *sqrt {
+                // A zero std passes no gradient (torch masks the 0 / 0).
                 let ok = unsqueeze_dims(out, x, dims, *keepdim)?;
-                gx = gx.binary_t(B::Div, &muls(&ok, 2.0)?)?;
+                gx = Tensor::where_(
+                    &ok.binary_s(B::Eq, Scalar::Int(0))?,
+                    Arg::tensor(&scalar(0.0, gx.dtype())),
+                    Arg::tensor(&gx.binary_t(B::Div, &muls(&ok, 2.0)?)?),
+                )?;
             }
             vec![Some(gx)]
         }

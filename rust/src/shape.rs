@@ -78,15 +78,25 @@ pub fn broadcast_shapes(op: &'static str, lhs: &[usize], rhs: &[usize]) -> Resul
     Ok(out)
 }
 
-/// Contiguous (row-major) strides of a shape.
+/// Contiguous (row-major) strides of a shape. They saturate instead of overflowing: only a
+/// zero-size tensor can have such a shape (see `strides_fit`), and it never uses them.
 pub fn contiguous_strides(shape: &[usize]) -> Vec<usize> {
     let mut stride = vec![0; shape.len()];
-    let mut acc = 1;
+    let mut acc = 1usize;
     for i in (0..shape.len()).rev() {
         stride[i] = acc;
-        acc *= shape[i].max(1);
+        acc = acc.saturating_mul(shape[i].max(1));
     }
     stride
+}
+
+/// Whether a shape's row-major strides fit in a `usize`; torch refuses shapes whose strides
+/// overflow even when a zero dim leaves them without elements.
+pub fn strides_fit(shape: &[usize]) -> bool {
+    shape
+        .iter()
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d.max(1)))
+        .is_some()
 }
 
 /// Infers one `-1` entry of a requested shape from the element count.

@@ -8,8 +8,20 @@
 use crate::dtype::{DType, Elem};
 use crate::error::{Error, Result};
 use std::any::Any;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
+
+/// How many storages are alive and how many bytes they span: the leak tests' ground truth.
+static LIVE_STORAGES: AtomicUsize = AtomicUsize::new(0);
+static LIVE_BYTES: AtomicUsize = AtomicUsize::new(0);
+
+/// `(storages, bytes)` alive right now, counting borrowed (numpy) buffers too.
+pub fn live_stats() -> (usize, usize) {
+    (
+        LIVE_STORAGES.load(Ordering::Relaxed),
+        LIVE_BYTES.load(Ordering::Relaxed),
+    )
+}
 
 pub struct Storage {
     ptr: *mut u8,
@@ -27,16 +39,27 @@ unsafe impl Send for Storage {}
 unsafe impl Sync for Storage {}
 
 impl Storage {
-    pub fn from_vec<T: Elem>(mut v: Vec<T>) -> Arc<Storage> {
-        let ptr = v.as_mut_ptr() as *mut u8;
-        let len = v.len();
+    fn new(
+        ptr: *mut u8,
+        len: usize,
+        dtype: DType,
+        owner: Box<dyn Any + Send + Sync>,
+    ) -> Arc<Storage> {
+        LIVE_STORAGES.fetch_add(1, Ordering::Relaxed);
+        LIVE_BYTES.fetch_add(len * dtype.size_in_bytes(), Ordering::Relaxed);
         Arc::new(Storage {
             ptr,
             len,
-            dtype: T::DTYPE,
-            _owner: Box::new(v),
+            dtype,
+            _owner: owner,
             version: AtomicU64::new(0),
         })
+    }
+
+    pub fn from_vec<T: Elem>(mut v: Vec<T>) -> Arc<Storage> {
+        let ptr = v.as_mut_ptr() as *mut u8;
+        let len = v.len();
+        Storage::new(ptr, len, T::DTYPE, Box::new(v))
     }
 
     /// Wraps memory owned by someone else.
@@ -50,13 +73,7 @@ impl Storage {
         dtype: DType,
         owner: Box<dyn Any + Send + Sync>,
     ) -> Arc<Storage> {
-        Arc::new(Storage {
-            ptr,
-            len,
-            dtype,
-            _owner: owner,
-            version: AtomicU64::new(0),
-        })
+        Storage::new(ptr, len, dtype, owner)
     }
 
     pub fn dtype(&self) -> DType {
@@ -138,6 +155,13 @@ impl Storage {
             )
         };
         self.bump_version();
+    }
+}
+
+impl Drop for Storage {
+    fn drop(&mut self) {
+        LIVE_STORAGES.fetch_sub(1, Ordering::Relaxed);
+        LIVE_BYTES.fetch_sub(self.len * self.dtype.size_in_bytes(), Ordering::Relaxed);
     }
 }
 

@@ -34,6 +34,12 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
         tensors = (tensors,)
     if grad_tensors is None or isinstance(grad_tensors, Tensor):
         grad_tensors = (grad_tensors,) * len(tensors) if grad_tensors is None else (grad_tensors,)
+    tensors, grad_tensors = tuple(tensors), tuple(grad_tensors)
+    if len(tensors) != len(grad_tensors):
+        raise RuntimeError(
+            f"got {len(tensors)} tensors and {len(grad_tensors)} gradients: "
+            "autograd.backward needs one gradient (or None) per tensor"
+        )
     for t, g in zip(tensors, grad_tensors):
         t.backward(g, retain_graph=True if retain_graph is None else retain_graph,
                    create_graph=create_graph)

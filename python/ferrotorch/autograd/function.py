@@ -78,7 +78,7 @@ class Function:
                     f"function {cls.__name__}Backward returned an incorrect number of gradients "
                     f"(expected {len(args)}, got {len(result)})"
                 )
-            return tuple(result[i] for i in positions)
+            return tuple(_fit_gradient(cls, i, result[i], args[i]) for i in positions)
 
         tracked = _C._attach_function(
             [o for o in outs if isinstance(o, Tensor)], inputs, backward, f"{cls.__name__}Backward"
@@ -86,3 +86,26 @@ class Function:
         it = iter(tracked)
         outs = [next(it) if isinstance(o, Tensor) else o for o in outs]
         return outs[0] if single else tuple(outs)
+
+
+def _fit_gradient(cls, index, grad, input):
+    """torch's check of a custom backward's result: a gradient must have its input's shape, or
+    one the input broadcasts to (then it is summed back to the input's shape)."""
+    if not isinstance(grad, Tensor) or grad.shape == input.shape:
+        return grad
+    from ferrotorch import broadcast_shapes
+
+    try:
+        expandable = broadcast_shapes(input.shape, grad.shape) == grad.shape
+    except RuntimeError:
+        expandable = False
+    if not expandable:
+        raise RuntimeError(
+            f"Function {cls.__name__}Backward returned an invalid gradient at index {index} - "
+            f"got {list(grad.shape)} but expected shape compatible with {list(input.shape)}"
+        )
+    lead = grad.dim() - input.dim()
+    stretched = [lead + d for d, n in enumerate(input.shape) if n == 1 and grad.size(lead + d) != 1]
+    grad = grad.sum(dim=tuple(range(lead)) + tuple(stretched), keepdim=True) if (
+        lead or stretched) else grad
+    return grad.reshape(input.shape)

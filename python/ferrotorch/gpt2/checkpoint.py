@@ -145,7 +145,7 @@ def _read_json(path):
     try:
         with open(path, encoding="utf-8") as f:
             return json.load(f)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+    except (ValueError, RecursionError) as e:  # also bad UTF-8, too long ints, deep nesting
         raise ValueError(f"{path} is not valid JSON ({e}); the checkpoint may be corrupt") from None
 
 
@@ -167,7 +167,17 @@ def _check_config(saved, cfg, folder):
         )
 
 
+def _read_config(folder):
+    path = os.path.join(folder, "config.json")
+    cfg = _read_json(path)
+    if not isinstance(cfg, dict):
+        raise ValueError(f"{path} does not hold a config dict")
+    return cfg, path
+
+
 def _load_weights(model, state_dict, where):
+    if not isinstance(state_dict, dict) or not all(isinstance(k, str) for k in state_dict):
+        raise ValueError(f"{where} does not hold a state dict (tensors by parameter name)")
     own = model.state_dict()
     missing = sorted(set(own) - set(state_dict))
     unexpected = sorted(set(state_dict) - set(own))
@@ -180,12 +190,47 @@ def _load_weights(model, state_dict, where):
                          + (" ..." if len(unexpected) > 4 else ""))
         raise ValueError(f"weights in {where} do not match the model ({'; '.join(parts)})")
     for name, t in state_dict.items():
+        if not isinstance(t, torch.Tensor):
+            raise ValueError(f"weights in {where} do not match the model: {name} is a "
+                             f"{type(t).__name__}, not a tensor")
         if tuple(t.shape) != tuple(own[name].shape):
             raise ValueError(
                 f"weights in {where} do not match the model: {name} has shape "
                 f"{tuple(t.shape)} in the file, {tuple(own[name].shape)} in the model"
             )
+        # another float precision is converted, as load_state_dict does; integer or bool
+        # values in place of float weights mean the file is damaged
+        if t.is_floating_point() != own[name].is_floating_point():
+            raise ValueError(
+                f"weights in {where} do not match the model: {name} is {t.dtype} in the file, "
+                f"{own[name].dtype} in the model"
+            )
     model.load_state_dict(state_dict)
+
+
+def _check_optimizer_state(opt_state, optimizer, where):
+    """Checks what ``optimizer.load_state_dict`` assumes of a state dict, so that a damaged
+    file gives a ValueError instead of a broken optimizer or another exception type."""
+    groups = opt_state.get("param_groups") if isinstance(opt_state, dict) else None
+    state = opt_state.get("state") if isinstance(opt_state, dict) else None
+    if not (isinstance(groups, list) and isinstance(state, dict)
+            and all(isinstance(g, dict) and isinstance(g.get("params"), list) for g in groups)
+            and all(type(i) is int for g in groups for i in g["params"])
+            and all(isinstance(v, dict) for v in state.values())):
+        raise ValueError(f"{where} does not hold an optimizer state dict")
+    saved = [i for g in groups for i in g["params"]]
+    params = [p for g in optimizer.param_groups for p in g["params"]]
+    if len(saved) != len(params):
+        raise ValueError(f"optimizer state in {where} does not fit: {len(saved)} parameters "
+                         f"saved, {len(params)} in the optimizer")
+    for i, p in zip(saved, params):
+        for key, value in state.get(i, {}).items():
+            # per-element state (Adam's moments, momentum) has the parameter's shape
+            if isinstance(value, torch.Tensor) and value.dim() > 0 and value.shape != p.shape:
+                raise ValueError(
+                    f"optimizer state in {where} does not fit: {key} of parameter {i} has "
+                    f"shape {tuple(value.shape)}, the parameter {tuple(p.shape)}"
+                )
 
 
 def load_checkpoint(out_dir, model, optimizer=None):
@@ -200,9 +245,7 @@ def load_checkpoint(out_dir, model, optimizer=None):
     state = _read_json(state_path) if os.path.isfile(state_path) else {"step": 0}
     if not isinstance(state, dict) or not isinstance(state.get("step"), int):
         raise ValueError(f"{state_path} has no step number; the checkpoint may be corrupt")
-    saved_cfg = _read_json(os.path.join(folder, "config.json"))
-    if not isinstance(saved_cfg, dict):
-        raise ValueError(f"{os.path.join(folder, 'config.json')} does not hold a config dict")
+    saved_cfg, _ = _read_config(folder)
     try:
         cfg = model_config(model)
     except TypeError:
@@ -214,11 +257,10 @@ def load_checkpoint(out_dir, model, optimizer=None):
     if optimizer is not None:
         opt_path = os.path.join(folder, "optimizer.safetensors")
         opt_state = _load_tensors(opt_path)
-        if not isinstance(opt_state, dict) or "param_groups" not in opt_state:
-            raise ValueError(f"{opt_path} does not hold an optimizer state dict")
+        _check_optimizer_state(opt_state, optimizer, opt_path)
         try:
             optimizer.load_state_dict(opt_state)
-        except (ValueError, KeyError) as e:
+        except (ValueError, KeyError, TypeError) as e:
             raise ValueError(f"optimizer state in {opt_path} does not fit: {e}") from None
     return state
 
@@ -230,7 +272,11 @@ def load_model(path):
     from ferrotorch.gpt2.model import GPTModel
 
     folder = find_checkpoint(path, need_optimizer=False)
-    cfg = get_config(_read_json(os.path.join(folder, "config.json")))
+    saved_cfg, config_path = _read_config(folder)
+    try:
+        cfg = get_config(saved_cfg)
+    except ValueError as e:
+        raise ValueError(f"{config_path} does not hold a valid config: {e}") from None
     model = GPTModel(cfg)
     state = load_checkpoint(folder, model)
     return model.eval(), state

@@ -6,6 +6,9 @@ Both have the same small surface: ``encode(str) -> list[int]``, ``decode(list[in
 end-of-text token, so documents can be joined with it before tokenizing.
 """
 
+import os
+import tempfile
+
 __all__ = ["ByteTokenizer", "GPT2Tokenizer", "get_tokenizer", "TOKENIZERS"]
 
 END_OF_TEXT = "<|endoftext|>"
@@ -15,6 +18,14 @@ _OFFLINE_HINT = (
     "(`python shared/gpt2-bpe/make_tiktoken_cache.py DIR` lays one out), "
     "or use the byte tokenizer (get_tokenizer('bytes'), --tokenizer bytes)"
 )
+
+
+def _tiktoken_cache_dir():
+    """The folder tiktoken reads its BPE files from (its own lookup order)."""
+    for var in ("TIKTOKEN_CACHE_DIR", "DATA_GYM_CACHE_DIR"):
+        if os.environ.get(var):
+            return f"{os.environ[var]} (${var})"
+    return os.path.join(tempfile.gettempdir(), "data-gym-cache")
 
 
 def _as_id_list(ids):
@@ -58,7 +69,8 @@ class GPT2Tokenizer:
             if len(cause) > 200:
                 cause = cause[:197] + "..."
             raise RuntimeError(
-                f"could not load the {encoding!r} BPE files through tiktoken ({cause}); "
+                f"could not load the {encoding!r} BPE files through tiktoken ({cause}); they "
+                f"were neither in its cache folder {_tiktoken_cache_dir()} nor downloadable; "
                 + _OFFLINE_HINT
             ) from None
         self.n_vocab = self._enc.n_vocab

@@ -16,7 +16,7 @@ import os
 
 import ferrotorch as torch
 from ferrotorch import _C
-from ferrotorch.gpt2.config import DTYPES, OPTIONAL_KEYS, get_config
+from ferrotorch.gpt2.config import DTYPES, OPTIONAL_KEYS, get_config, validate_config
 
 __all__ = ["load_hf", "save_hf", "hf_state_dict", "config_from_hf", "config_to_hf"]
 
@@ -41,13 +41,22 @@ _QKV = ("W_query", "W_key", "W_value")
 # *** configs ***
 
 def config_from_hf(hf):
-    """Our config dict from a Hugging Face ``GPT2Config`` dict (``n_embd``, ``n_layer`` ...)."""
+    """Our validated config dict from a Hugging Face ``GPT2Config`` dict (``n_embd``,
+    ``n_layer`` ...)."""
     def need(key):
         if key not in hf:
             raise ValueError(f"the Hugging Face config has no {key!r}: is it a GPT-2 config.json?")
         return hf[key]
 
-    emb = need("n_embd")
+    dtype = str(hf.get("dtype") or hf.get("torch_dtype") or "float32")
+    cfg = validate_config({
+        "vocab_size": need("vocab_size"), "context_length": need("n_positions"),
+        "emb_dim": need("n_embd"), "n_heads": need("n_head"), "n_layers": need("n_layer"),
+        "drop_rate": hf.get("resid_pdrop", 0.1), "qkv_bias": True,
+        "tie_weights": bool(hf.get("tie_word_embeddings", True)),
+        "dtype": dtype if dtype in DTYPES else "float32",
+    })
+    emb = cfg["emb_dim"]
     n_inner = hf.get("n_inner")
     if n_inner is not None and n_inner != 4 * emb:
         raise ValueError(f"n_inner {n_inner} is not supported: GPTModel's feed-forward width is "
@@ -57,16 +66,9 @@ def config_from_hf(hf):
         raise ValueError(f"activation_function {act!r} is not supported: GPTModel uses GELU "
                          "with the tanh approximation ('gelu_new')")
     eps = hf.get("layer_norm_epsilon", 1e-5)
-    if abs(eps - 1e-5) > 1e-12:
-        raise ValueError(f"layer_norm_epsilon {eps} is not supported: GPTModel uses 1e-5")
-    dtype = str(hf.get("dtype") or hf.get("torch_dtype") or "float32")
-    return {
-        "vocab_size": need("vocab_size"), "context_length": need("n_positions"),
-        "emb_dim": emb, "n_heads": need("n_head"), "n_layers": need("n_layer"),
-        "drop_rate": float(hf.get("resid_pdrop", 0.1)), "qkv_bias": True,
-        "tie_weights": bool(hf.get("tie_word_embeddings", True)),
-        "dtype": dtype if dtype in DTYPES else "float32",
-    }
+    if not isinstance(eps, (int, float)) or abs(eps - 1e-5) > 1e-12:
+        raise ValueError(f"layer_norm_epsilon {eps!r} is not supported: GPTModel uses 1e-5")
+    return cfg
 
 
 def config_to_hf(cfg, tied):
@@ -93,16 +95,29 @@ def _resolve_config(config, default_json):
                 f"no config for the weights: {default_json or 'config.json'} not found; pass "
                 "config= (a preset name, a config dict or a config.json path)")
         config = default_json
+    source = None
     if isinstance(config, (str, os.PathLike)) and os.path.isfile(config):
-        with open(config, encoding="utf-8") as f:
-            try:
-                config = json.load(f)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"config file {os.fspath(config)!r} is not valid JSON ({e})"
-                                 ) from None
-    if isinstance(config, dict) and "n_embd" in config:
-        return config_from_hf(config), False
-    return get_config(config), True
+        source = os.fspath(config)
+        config = _read_json(source, "config file")
+        if not isinstance(config, dict):
+            raise ValueError(f"config file {source!r} must hold a JSON object, got "
+                             f"{type(config).__name__}")
+    try:
+        if isinstance(config, dict) and "n_embd" in config:
+            return config_from_hf(config), False
+        return get_config(config), True
+    except ValueError as e:
+        if source is None:
+            raise
+        raise ValueError(f"config file {source!r} does not hold a valid config: {e}") from None
+
+
+def _read_json(path, what):
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except (ValueError, RecursionError) as e:  # also bad UTF-8, too long ints, deep nesting
+        raise ValueError(f"{what} {path!r} is not valid JSON ({e})") from None
 
 
 # *** reading ***
@@ -124,9 +139,7 @@ def _read_weights(path):
         if os.path.isfile(single):
             files = [single]
         elif os.path.isfile(index):
-            with open(index, encoding="utf-8") as f:
-                shards = sorted(set(json.load(f)["weight_map"].values()))
-            files = [os.path.join(path, name) for name in shards]
+            files = [os.path.join(path, name) for name in _shard_names(index)]
         else:
             found = ", ".join(sorted(os.listdir(path))) or "nothing"
             raise FileNotFoundError(f"no {WEIGHTS_NAME} in {path} (found: {found}); save the "
@@ -143,6 +156,17 @@ def _read_weights(path):
             if not name.endswith(_IGNORED_SUFFIXES):
                 tensors[name] = t
     return tensors, os.path.join(folder, CONFIG_NAME)
+
+
+def _shard_names(index_path):
+    """The weight files that a ``model.safetensors.index.json`` lists."""
+    index = _read_json(index_path, "weights index")
+    weight_map = index.get("weight_map") if isinstance(index, dict) else None
+    if not isinstance(weight_map, dict) or not all(isinstance(name, str)
+                                                   for name in weight_map.values()):
+        raise ValueError(f"weights index {index_path!r} has no weight_map from tensor names to "
+                         "file names")
+    return sorted(set(weight_map.values()))
 
 
 def _expected_shapes(cfg, with_head):
@@ -185,6 +209,9 @@ def _check(tensors, cfg, with_head):
                 f"config does not match the weights: {name} has shape {got}, expected {shape} "
                 f"(config: vocab_size {cfg['vocab_size']}, context_length "
                 f"{cfg['context_length']}, emb_dim {cfg['emb_dim']})")
+    for name, t in tensors.items():
+        if name in expected and not t.is_floating_point():
+            raise RuntimeError(f"{name} holds {t.dtype} values: GPT-2 weights are floating point")
     missing = [k for k in expected if k not in tensors]
     unexpected = [k for k in tensors if k not in expected]
     if missing or unexpected:

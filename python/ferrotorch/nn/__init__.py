@@ -7,7 +7,7 @@ torch.Size([2, 1])
 """
 
 from ferrotorch.nn import functional, init, utils  # noqa: F401
-from ferrotorch.nn.activation import GELU, LogSoftmax, ReLU, Sigmoid, SiLU, Softmax, Tanh
+from ferrotorch.nn.activation import GELU, LogSoftmax, ReLU, Sigmoid, SiLU, Softmax, Softplus, Tanh
 from ferrotorch.nn.attention import MultiheadAttention
 from ferrotorch.nn.container import ModuleDict, ModuleList, Sequential
 from ferrotorch.nn.dropout import Dropout
@@ -30,6 +30,6 @@ __all__ = [
     "BCELoss", "BCEWithLogitsLoss", "CrossEntropyLoss", "L1Loss", "MSELoss", "NLLLoss",
     "GELU", "Buffer", "Dropout", "Embedding", "Flatten", "Identity", "LayerNorm", "Linear",
     "LogSoftmax", "Module", "ModuleDict", "ModuleList", "MultiheadAttention", "Parameter",
-    "ReLU", "Sequential", "SiLU", "Sigmoid", "Softmax", "Tanh", "Unflatten", "functional",
-    "init", "utils",
+    "ReLU", "Sequential", "SiLU", "Sigmoid", "Softmax", "Softplus", "Tanh", "Unflatten",
+    "functional", "init", "utils",
 ]

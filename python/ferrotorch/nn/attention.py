@@ -265,7 +265,9 @@ class MultiheadAttention(Module):
         self.batch_first = batch_first
         self.head_dim = embed_dim // num_heads
         if self.head_dim * num_heads != embed_dim:
-            raise AssertionError("embed_dim must be divisible by num_heads")
+            raise AssertionError(
+                f"embed_dim must be divisible by num_heads: got embed_dim={embed_dim}, "
+                f"num_heads={num_heads}")
         if not self._qkv_same_embed_dim:
             self.q_proj_weight = Parameter(_ft.empty((embed_dim, embed_dim), **factory))
             self.k_proj_weight = Parameter(_ft.empty((embed_dim, self.kdim), **factory))

@@ -125,7 +125,8 @@ def gelu(input, approximate="none"):
     """
     _check_tensor("gelu", "input", input, 1)
     if approximate not in ("none", "tanh"):
-        raise RuntimeError("approximate argument must be either none or tanh.")
+        raise RuntimeError(
+            f"approximate argument must be either none or tanh, got {approximate!r}")
     return _gelu_math(input, approximate)
 
 
@@ -145,6 +146,24 @@ def tanh(input):
     """Hyperbolic tangent elementwise."""
     _check_tensor("tanh", "input", input, 1)
     return input.tanh()
+
+
+def softplus(input, beta=1.0, threshold=20.0):
+    """``log(1 + exp(beta * x)) / beta`` elementwise, and ``x`` itself where
+    ``beta * x > threshold`` (where the two agree to within rounding).
+
+    >>> import ferrotorch as torch
+    >>> torch.nn.functional.softplus(torch.tensor([0.0, 30.0]))
+    tensor([ 0.6931, 30.0000])
+    """
+    _check_tensor("softplus", "input", input, 1)
+    _check_floating("softplus_cpu", input)
+    z = input * beta
+    linear = z > threshold
+    # exp overflows where the linear branch is taken; feeding 0 there keeps the unused
+    # branch's gradient finite (inf * 0 would turn it into NaN through where's backward).
+    curved = _C.where(linear, 0.0, z).exp().log1p() / beta
+    return _C.where(linear, input, curved)
 
 
 def _get_softmax_dim(name, ndim, stacklevel):
@@ -251,7 +270,9 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0,
     n = weight.size(0)
     if padding_idx is not None:
         if not -n <= padding_idx < n:
-            raise AssertionError("Padding_idx must be within num_embeddings")
+            raise AssertionError(
+                f"Padding_idx must be within num_embeddings: got padding_idx={padding_idx} for "
+                f"a weight of {n} rows")
         padding_idx %= n
     if sparse:
         raise NotImplementedError(
@@ -559,12 +580,6 @@ def _check_class_targets(input, target, weight, ignore_index):
     """torch's nll_loss_nd checks: shapes, target dtype, weight, and every target in range."""
     if input.dim() < 1:
         raise ValueError(f"Expected 1 or more dimensions (got {input.dim()})")
-    if target.dtype not in (_C.int64, _C.uint8):
-        raise RuntimeError(
-            f"expected target dtype to be Long or Byte, but got {_kname(target.dtype)}; class "
-            "indices must be int64 (target.long()), or give class probabilities with the "
-            "input's shape"
-        )
     n_batch = target.size(0) if target.dim() > 0 else None
     if input.dim() != 1 and input.size(0) != n_batch:
         raise ValueError(
@@ -576,11 +591,21 @@ def _check_class_targets(input, target, weight, ignore_index):
             f"For 1D input, 1D target must have size 1, but got target size: {target.size(0)}"
         )
     if input.dim() <= 2 and target.dim() > 1:
-        raise RuntimeError("0D or 1D target tensor expected, multi-target not supported")
+        raise RuntimeError(
+            "0D or 1D target tensor expected, multi-target not supported (input "
+            f"{list(input.shape)}, target {list(target.shape)}; a target of class "
+            "probabilities has the input's shape)"
+        )
     if input.dim() > 2:
         expected = [input.size(0)] + list(input.shape)[2:]
         if list(target.shape) != expected:
             raise RuntimeError(f"Expected target size {expected}, got {list(target.shape)}")
+    if target.dtype not in (_C.int64, _C.uint8):
+        raise RuntimeError(
+            f"expected target dtype to be Long or Byte, but got {_kname(target.dtype)}; class "
+            "indices must be int64 (target.long()), or give class probabilities with the "
+            "input's shape"
+        )
     n_classes = input.size(_class_dim(input))
     _check_class_weight(weight, n_classes, input)
     if target.numel():
@@ -939,6 +964,12 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
             "Expected query, key, and value to all be  at least 2 dimensional, but got "
             f"query.dim: {query.dim()} key.dim: {key.dim()} and value.dim: {value.dim()} "
             "instead."
+        )
+    if query.size(-1) != key.size(-1) or key.size(-2) != value.size(-2):
+        raise RuntimeError(
+            "scaled_dot_product_attention: query and key need the same embedding size (last "
+            "dim) and key and value the same sequence length (dim -2), but got query "
+            f"{list(query.shape)}, key {list(key.shape)} and value {list(value.shape)}"
         )
     if attn_mask is not None and attn_mask.dtype not in (_C.bool, query.dtype):
         raise RuntimeError(

@@ -395,7 +395,7 @@ class Module:
     def train(self, mode=True):
         """Sets training mode here and in every submodule; returns ``self``."""
         if not isinstance(mode, bool):
-            raise ValueError("training mode is expected to be boolean")
+            raise ValueError(f"training mode is expected to be boolean, got {mode!r}")
         self.training = mode
         for module in self.children():
             module.train(mode)

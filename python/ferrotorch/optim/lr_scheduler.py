@@ -268,10 +268,12 @@ class LinearLR(LRScheduler):
         if start_factor > 1.0 or start_factor <= 0:
             raise ValueError(
                 "Starting multiplicative factor expected to be greater than 0 and less or "
-                "equal to 1."
+                f"equal to 1, got start_factor={start_factor}"
             )
         if end_factor > 1.0 or end_factor < 0:
-            raise ValueError("Ending multiplicative factor expected to be between 0 and 1.")
+            raise ValueError(
+                f"Ending multiplicative factor expected to be between 0 and 1, got end_factor="
+                f"{end_factor}")
         self.start_factor = start_factor
         self.end_factor = end_factor
         self.total_iters = total_iters

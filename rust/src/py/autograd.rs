@@ -72,11 +72,28 @@ pub fn py_hook(hook: Py<PyAny>) -> GradHook {
             if r.is_none(py) {
                 return Ok(None);
             }
-            let t = r
-                .bind(py)
-                .cast::<PyTensor>()
-                .map_err(|_| Error::Type("hook must return a Tensor or None".into()))?;
-            Ok(Some(t.borrow().t.clone()))
+            let name = || {
+                hook.bind(py)
+                    .getattr("__name__")
+                    .map_or_else(|_| "hook".to_string(), |n| n.to_string())
+            };
+            let t = r.bind(py).cast::<PyTensor>().map_err(|_| {
+                Error::Type(format!(
+                    "hook '{}' must return a Tensor or None, got {}",
+                    name(),
+                    r.bind(py).get_type()
+                ))
+            })?;
+            let new = t.borrow().t.clone();
+            if new.shape() != g.shape() {
+                return Err(Error::runtime(format!(
+                    "hook '{}' has changed the size of value: the gradient has shape {:?}, the hook returned {:?}",
+                    name(),
+                    g.shape(),
+                    new.shape()
+                )));
+            }
+            Ok(Some(new))
         })
     })
 }

@@ -111,58 +111,98 @@ pub fn sizes(args: &Bound<'_, PyTuple>) -> PyResult<Vec<usize>> {
 
 // *** building tensors from Python data ***
 
-#[derive(Clone, Copy, PartialEq, PartialOrd)]
-enum Kind {
-    Bool,
-    Int,
-    Float,
-}
+/// torch's limit on the rank of a tensor built from nested sequences.
+const MAX_NESTED_DIMS: usize = 128;
 
 /// Flattened values of a nested sequence with its inferred shape and dtype.
 struct Nested {
     shape: Vec<usize>,
     values: Vec<Scalar>,
-    kind: Kind,
-    /// The dtype of tensors found inside the data (torch.tensor([t1, t2]) keeps it).
-    tensor_dtype: Option<DType>,
+    /// The promoted dtype of the items so far: a Python number counts as torch's default for
+    /// its kind (bool, int64, float32), a 0-d tensor or numpy scalar/array as its own dtype.
+    dtype: Option<DType>,
+    /// A Python int beyond int64 was kept as a float: only a floating dtype can hold it.
+    big_int: Option<String>,
+}
+
+impl Nested {
+    fn push(&mut self, depth: usize, value: Scalar, dtype: DType) -> PyResult<()> {
+        if depth != self.shape.len() {
+            return Err(PyTypeError::new_err(format!(
+                "expected sequence of length {} at dim {depth} (got a number)",
+                self.shape.get(depth).copied().unwrap_or(0)
+            )));
+        }
+        self.dtype = Some(self.dtype.map_or(dtype, |d| d.promote(dtype)));
+        self.values.push(value);
+        Ok(())
+    }
+
+    /// Enters a sequence of length `n` at `depth`: it fixes or must match that dim's size.
+    fn enter(&mut self, depth: usize, n: usize) -> PyResult<()> {
+        if depth >= MAX_NESTED_DIMS {
+            return Err(PyValueError::new_err(format!(
+                "too many dimensions: nested sequences deeper than {MAX_NESTED_DIMS} levels"
+            )));
+        }
+        if depth == self.shape.len() {
+            if !self.values.is_empty() {
+                return Err(PyTypeError::new_err(format!(
+                    "expected a number at dim {depth} but got a sequence of length {n}"
+                )));
+            }
+            self.shape.push(n);
+        } else if self.shape[depth] != n {
+            return Err(PyValueError::new_err(format!(
+                "expected sequence of length {} at dim {depth} (got {n})",
+                self.shape[depth]
+            )));
+        }
+        Ok(())
+    }
+
+    /// A tensor's elements as items of its dtype (numpy arrays inside a list; 0-d tensors).
+    fn push_tensor(&mut self, t: &Tensor, depth: usize) -> PyResult<()> {
+        // An empty array still decides the dtype.
+        self.dtype = Some(self.dtype.map_or(t.dtype(), |d| d.promote(t.dtype())));
+        if t.dims() == 0 {
+            let d = t.dtype();
+            let value = if d.is_float() {
+                Scalar::Float(t.item_f64()?)
+            } else if d == DType::Bool {
+                Scalar::Bool(t.item_i64()? != 0)
+            } else {
+                Scalar::Int(t.item_i64()?)
+            };
+            return self.push(depth, value, d);
+        }
+        self.enter(depth, t.shape()[0])?;
+        for row in t.unbind(0)? {
+            self.push_tensor(&row, depth + 1)?;
+        }
+        Ok(())
+    }
 }
 
 fn walk(obj: &Bound<'_, PyAny>, depth: usize, out: &mut Nested) -> PyResult<()> {
     if obj.is_none() {
         return Err(PyRuntimeError::new_err("Could not infer dtype of NoneType"));
     }
-    // numpy scalars carry a dtype (np.float64 stays float64), like 0-d tensors.
-    if is_numpy_scalar(obj) {
-        let t = from_numpy(obj)?;
-        let wrapped = Py::new(obj.py(), PyTensor::wrap(t))?;
-        return walk(wrapped.bind(obj.py()).as_any(), depth, out);
+    // numpy scalars and arrays carry a dtype (np.float64 stays float64), like tensors.
+    if is_numpy(obj) {
+        return out.push_tensor(&array_values(obj)?, depth);
     }
     if obj.is_instance_of::<PyInt>()
         && !obj.is_instance_of::<PyBool>()
         && obj.extract::<i64>().is_err()
     {
-        return Err(PyValueError::new_err(format!(
-            "Overflow when unpacking long: {} does not fit in int64",
-            obj.repr()?
-        )));
+        // Kept as a float; an integer result dtype rejects it at the end, as torch does.
+        out.big_int.get_or_insert_with(|| obj.to_string());
+        let f = obj.extract::<f64>()?;
+        return out.push(depth, Scalar::Float(f), DType::I64);
     }
     if let Some(s) = as_scalar(obj) {
-        if depth != out.shape.len() {
-            return Err(PyTypeError::new_err(format!(
-                "expected sequence of length {} at dim {depth} (got a number)",
-                out.shape.get(depth).copied().unwrap_or(0)
-            )));
-        }
-        let k = match s {
-            Scalar::Bool(_) => Kind::Bool,
-            Scalar::Int(_) => Kind::Int,
-            Scalar::Float(_) => Kind::Float,
-        };
-        if k > out.kind {
-            out.kind = k;
-        }
-        out.values.push(s);
-        return Ok(());
+        return out.push(depth, s, s.dtype());
     }
     if let Ok(t) = obj.cast::<PyTensor>() {
         let t = t.borrow().t.clone();
@@ -171,19 +211,14 @@ fn walk(obj: &Bound<'_, PyAny>, depth: usize, out: &mut Nested) -> PyResult<()> 
                 "only one element tensors can be converted to Python scalars (use torch.stack to join tensors)",
             ));
         }
-        let d = t.dtype();
-        out.tensor_dtype = Some(out.tensor_dtype.map_or(d, |x| x.promote(d)));
-        let s = if d.is_float() {
-            Scalar::Float(t.item_f64()?)
-        } else if d == DType::Bool {
-            Scalar::Bool(t.item_i64()? != 0)
-        } else {
-            Scalar::Int(t.item_i64()?)
-        };
-        return walk(&s_to_py(obj.py(), s)?, depth, out);
+        return out.push_tensor(&t, depth);
     }
-    if obj.is_instance_of::<pyo3::types::PyString>() {
-        return Err(PyTypeError::new_err("new(): invalid data type 'str'"));
+    for name in ["str", "bytes"] {
+        if obj.get_type().name().is_ok_and(|n| n == name) {
+            return Err(PyTypeError::new_err(format!(
+                "new(): invalid data type '{name}'"
+            )));
+        }
     }
     let seq = obj.cast::<PySequence>().map_err(|_| {
         PyTypeError::new_err(format!(
@@ -194,35 +229,33 @@ fn walk(obj: &Bound<'_, PyAny>, depth: usize, out: &mut Nested) -> PyResult<()> 
                 .unwrap_or_default()
         ))
     })?;
-    let n = seq.len()?;
-    if depth == out.shape.len() {
-        if !out.values.is_empty() {
-            return Err(PyTypeError::new_err(format!(
-                "expected a number at dim {depth} but got a sequence of length {n}"
-            )));
-        }
-        out.shape.push(n);
-    } else if out.shape[depth] != n {
-        return Err(PyValueError::new_err(format!(
-            "expected sequence of length {} at dim {depth} (got {n})",
-            out.shape[depth]
-        )));
-    }
+    out.enter(depth, seq.len()?)?;
     for item in seq.try_iter()? {
         walk(&item?, depth + 1, out)?;
     }
     Ok(())
 }
 
-fn s_to_py(py: Python<'_>, s: Scalar) -> PyResult<Bound<'_, PyAny>> {
-    Ok(match s {
-        Scalar::Bool(b) => PyBool::new(py, b).to_owned().into_any(),
-        Scalar::Int(i) => i.into_pyobject(py)?.into_any(),
-        Scalar::Float(f) => f.into_pyobject(py)?.into_any(),
-    })
+/// A value fits an integer dtype the way torch's `checked_convert` allows: integers within
+/// the type's range (negative ones down to -max for unsigned types, which wrap), floats within
+/// [lowest, max] (so NaN and infinities never fit).
+fn fits(value: Scalar, dtype: DType) -> bool {
+    let (lo, hi) = match dtype {
+        DType::U8 => (0.0, 255.0),
+        DType::I32 => (i32::MIN as f64, i32::MAX as f64),
+        DType::I64 => (i64::MIN as f64, i64::MAX as f64),
+        _ => return true,
+    };
+    match value {
+        Scalar::Bool(_) => true,
+        Scalar::Int(i) if dtype == DType::U8 => (-255..=255).contains(&i),
+        Scalar::Int(i) => (lo..=hi).contains(&(i as f64)),
+        Scalar::Float(f) => (lo..=hi).contains(&f),
+    }
 }
 
-fn is_numpy_scalar(obj: &Bound<'_, PyAny>) -> bool {
+/// A numpy scalar or array (anything of numpy's with the array interface).
+fn is_numpy(obj: &Bound<'_, PyAny>) -> bool {
     let ty = obj.get_type();
     ty.module().is_ok_and(|m| m == "numpy") && obj.hasattr("__array_interface__").unwrap_or(false)
 }
@@ -240,8 +273,9 @@ pub fn tensor_from_data(obj: &Bound<'_, PyAny>, dtype: Option<DType>) -> PyResul
             None => t,
         });
     }
-    if has_array_interface(obj) {
-        let t = from_numpy(obj)?.deep_copy();
+    // numpy scalars take the path of Python numbers below, with its range checks.
+    if has_array_interface(obj) && !is_numpy_scalar(obj)? {
+        let t = array_values(obj)?.deep_copy();
         return Ok(match dtype {
             Some(d) => t.to_dtype(d),
             None => t,
@@ -250,20 +284,33 @@ pub fn tensor_from_data(obj: &Bound<'_, PyAny>, dtype: Option<DType>) -> PyResul
     let mut n = Nested {
         shape: vec![],
         values: vec![],
-        kind: Kind::Bool,
-        tensor_dtype: None,
+        dtype: None,
+        big_int: None,
     };
     walk(obj, 0, &mut n)?;
     if n.values.is_empty() && n.shape.is_empty() {
         return Err(PyTypeError::new_err("Could not infer dtype"));
     }
-    let inferred = match (n.tensor_dtype, n.kind) {
-        (Some(d), k) if k != Kind::Float || d.is_float() => d,
-        (_, Kind::Bool) if !n.values.is_empty() => DType::Bool,
-        (_, Kind::Int) => DType::I64,
-        _ => DType::F32,
-    };
-    let dt = dtype.unwrap_or(inferred);
+    // An empty list is float32, like torch's default dtype.
+    let dt = dtype.unwrap_or(n.dtype.unwrap_or(DType::F32));
+    if let Some(big) = &n.big_int {
+        if !dt.is_float() && dt != DType::Bool {
+            return Err(PyValueError::new_err(format!(
+                "Overflow when unpacking long: {big} does not fit in {}",
+                if dtype.is_some() { dt.name() } else { "int64" }
+            )));
+        }
+    }
+    if let Some(bad) = n.values.iter().find(|&&v| !fits(v, dt)) {
+        let shown = match *bad {
+            Scalar::Float(f) => format!("{f}"),
+            other => format!("{}", other.to_i64()),
+        };
+        return Err(PyRuntimeError::new_err(format!(
+            "value cannot be converted to type {} without overflow: {shown}",
+            dt.name()
+        )));
+    }
     with_dtype!(dt, T, {
         let v: Vec<T> = n.values.iter().map(|s| s.to_elem::<T>()).collect();
         Ok(Tensor::from_vec(v, &n.shape)?)
@@ -316,11 +363,9 @@ pub fn from_numpy(arr: &Bound<'_, PyAny>) -> PyResult<Tensor> {
         .ok_or_else(|| PyTypeError::new_err("bad __array_interface__"))?
         .extract()?;
     if ts.starts_with('>') {
-        let native = arr.call_method1(
-            "astype",
-            (arr.getattr("dtype")?.call_method1("newbyteorder", ("=",))?,),
-        )?;
-        return from_numpy(&native);
+        return Err(PyValueError::new_err(format!(
+            "given numpy array has byte order different from the native byte order ({ts}): from_numpy shares memory and cannot convert it; use torch.tensor(array) for a converted copy"
+        )));
     }
     let dtype = typestr_dtype(&ts).ok_or_else(|| {
         PyTypeError::new_err(format!(
@@ -378,6 +423,31 @@ pub fn from_numpy(arr: &Bound<'_, PyAny>) -> PyResult<Tensor> {
     // array object keeps that memory alive.
     let storage = unsafe { Storage::from_external(ptr as *mut u8, len, dtype, Box::new(owner)) };
     Ok(Tensor::from_storage(storage, layout))
+}
+
+/// The values of a numpy array as a tensor: shared when `from_numpy` can share them, else
+/// (another byte order, unaligned data) an aligned native copy. Negative strides stay an
+/// error, as in torch.
+pub fn array_values(arr: &Bound<'_, PyAny>) -> PyResult<Tensor> {
+    let dtype = arr.getattr("dtype")?;
+    let swapped = dtype.getattr("byteorder")?.extract::<String>()? == ">";
+    let aligned = arr
+        .getattr("flags")?
+        .getattr("aligned")?
+        .extract::<bool>()?;
+    if swapped || !aligned {
+        let np = arr.py().import("numpy")?;
+        let native = dtype.call_method1("newbyteorder", ("=",))?;
+        return from_numpy(&np.call_method1("require", (arr, native, "A"))?);
+    }
+    from_numpy(arr)
+}
+
+fn is_numpy_scalar(obj: &Bound<'_, PyAny>) -> PyResult<bool> {
+    match obj.py().import("numpy") {
+        Ok(np) => obj.is_instance(&np.getattr("generic")?),
+        Err(_) => Ok(false),
+    }
 }
 
 /// Nested Python lists of the elements (`tolist`).

@@ -507,6 +507,12 @@ fn _fma_peak_gflops(py: Python<'_>, threads: usize, millis: u64) -> f64 {
     py.detach(|| crate::kernels::peak::fma_peak_gflops(threads, millis))
 }
 
+/// `(storages, bytes)` alive in the process: what the leak tests watch.
+#[pyfunction]
+fn _live_storages() -> (usize, usize) {
+    crate::storage::live_stats()
+}
+
 #[pymodule]
 fn _C(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
@@ -519,6 +525,7 @@ fn _C(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(get_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(set_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(_fma_peak_gflops, m)?)?;
+    m.add_function(wrap_pyfunction!(_live_storages, m)?)?;
     m.add_function(wrap_pyfunction!(from_numpy, m)?)?;
     m.add_function(wrap_pyfunction!(zeros, m)?)?;
     m.add_function(wrap_pyfunction!(ones, m)?)?;

@@ -212,7 +212,7 @@ impl PyTensor {
         match dim {
             None => make_size(py, self.t.shape()),
             Some(d) => {
-                let d = self.t.dim(d)?;
+                let d = self.t.existing_dim(d)?;
                 self.t.shape()[d].into_py_any(py)
             }
         }
@@ -322,6 +322,13 @@ impl PyTensor {
                     "assigned grad has data of a different size: tensor shape {:?}, grad shape {:?}",
                     self.t.shape(),
                     v.t.shape()
+                )));
+            }
+            if v.t.dtype() != self.t.dtype() {
+                return Err(PyRuntimeError::new_err(format!(
+                    "attempting to assign a gradient with dtype {} to a tensor with dtype {}: a gradient must have its tensor's dtype",
+                    v.t.dtype().name(),
+                    self.t.dtype().name()
                 )));
             }
         }
@@ -463,6 +470,7 @@ impl PyTensor {
         if target == slf.t.dtype() && !copy {
             return slf.into_py_any(py);
         }
+        crate::storage::check_alloc("to", slf.t.shape(), target)?;
         let t = if target == slf.t.dtype() {
             slf.t.deep_copy()
         } else {
@@ -1328,6 +1336,11 @@ impl PyTensor {
         dim: &Bound<'_, PyAny>,
         keepdim: bool,
     ) -> PyResult<Py<PyTensor>> {
+        if dim.is_none() {
+            return Err(PyTypeError::new_err(
+                "logsumexp(): argument 'dim' must be tuple of ints, not NoneType",
+            ));
+        }
         self.reduce(py, ReduceOp::LogSumExp, Some(dim), keepdim, None)
     }
     #[pyo3(signature = (dim=None, unbiased=None, keepdim=false, *, correction=None))]

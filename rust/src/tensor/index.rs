@@ -132,6 +132,12 @@ impl Tensor {
 
     /// `self[index]`.
     pub fn index(&self, index: &[TensorIndex]) -> Result<Tensor> {
+        // Index tensors are read into memory: an expanded one may be too big for that.
+        for i in index {
+            if let TensorIndex::Tensor(t) = i {
+                crate::storage::check_alloc("index", t.shape(), DType::I64)?;
+            }
+        }
         let Split { view, adv } = crate::op::no_grad(|| self.split_index(index))?;
         if adv.is_empty() {
             // Basic indexing is a view: recorded as one, named like torch's last step.
@@ -260,6 +266,7 @@ impl Tensor {
                 index.dtype()
             )));
         }
+        crate::storage::check_alloc("index_select", index.shape(), DType::I64)?;
         let d = self.dim(dim)?;
         let size = if self.dims() == 0 { 1 } else { self.shape()[d] };
         if let Some(bad) = index
@@ -483,6 +490,11 @@ impl Tensor {
         }
         let nd = self.dims();
         let (r, c) = (self.shape()[nd - 2], self.shape()[nd - 1]);
+        crate::storage::check_alloc(
+            if upper { "triu" } else { "tril" },
+            self.shape(),
+            self.dtype(),
+        )?;
         let t = self.contiguous();
         with_dtype!(self.dtype(), T, {
             let mut v = t.to_vec::<T>();
@@ -531,12 +543,12 @@ impl Tensor {
                 )));
             }
         }
-        let mut out = vec![0i64; v.len() * n];
+        let mut shape = self.shape().to_vec();
+        shape.push(n);
+        let mut out = crate::storage::try_vec("one_hot", &shape, 0i64)?;
         for (i, &c) in v.iter().enumerate() {
             out[i * n + c as usize] = 1;
         }
-        let mut shape = self.shape().to_vec();
-        shape.push(n);
         Tensor::from_vec(out, &shape)
     }
 

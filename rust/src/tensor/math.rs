@@ -216,6 +216,23 @@ impl Tensor {
                     "Negation, the `-` operator, on a bool tensor is not supported. If you are trying to invert a mask, use the `~` or `logical_not()` operator instead.".into(),
                 ))
             }
+            Relu if dt == DType::Bool => {
+                return Err(Error::NotImplemented(
+                    "Boolean inputs not supported for relu".into(),
+                ))
+            }
+            Abs | Floor | Ceil | Round | Trunc if dt == DType::Bool => {
+                return Err(Error::UnsupportedDType {
+                    op: op.name(),
+                    dtype: dt,
+                })
+            }
+            Gelu | GeluTanh | Silu if !dt.is_float() => {
+                return Err(Error::UnsupportedDType {
+                    op: op.name(),
+                    dtype: dt,
+                })
+            }
             _ => {}
         }
         if !dt.is_float() && op.keeps_int() {
@@ -337,7 +354,18 @@ impl Tensor {
                 dtype: compute,
             });
         }
-        if matches!(op, FloorDiv | Rem) && !compute.is_float() && compute != DType::Bool {
+        if op == Rem && compute == DType::Bool {
+            return Err(Error::UnsupportedDType {
+                op: "remainder_cpu",
+                dtype: compute,
+            });
+        }
+        // An empty result divides nothing, so a zero divisor is no error there.
+        if matches!(op, FloorDiv | Rem)
+            && !compute.is_float()
+            && compute != DType::Bool
+            && crate::shape::elem_count(&shape) > 0
+        {
             let zero = with_dtype!(b.dtype(), B, {
                 map1((b.storage().as_slice::<B>(), b.layout()), |x: B| {
                     !x.is_nonzero()
@@ -356,6 +384,13 @@ impl Tensor {
         let kernel_dt = match compute {
             DType::F16 | DType::BF16 => DType::F32,
             d => d,
+        };
+        // Operands are rounded to the compute dtype first (as torch does): a float32 scalar
+        // meeting a float16 tensor computes with the scalar's float16 value.
+        let (a, b) = if kernel_dt != compute {
+            (&a.to_dtype(compute), &b.to_dtype(compute))
+        } else {
+            (a, b)
         };
         let ta = a.to_dtype(kernel_dt).broadcast_as(&shape)?;
         let tb = b.to_dtype(kernel_dt).broadcast_as(&shape)?;

@@ -227,6 +227,11 @@ impl Tensor {
 
     /// A contiguous tensor owning `data`.
     pub fn from_vec<T: Elem>(data: Vec<T>, shape: &[usize]) -> Result<Tensor> {
+        if !crate::shape::strides_fit(shape) {
+            return Err(Error::runtime(format!(
+                "Stride calculation overflowed for shape {shape:?}"
+            )));
+        }
         let n = crate::shape::elem_count(shape);
         if data.len() != n {
             return Err(Error::shape(
@@ -399,6 +404,28 @@ impl Tensor {
         self.0.layout.dim(dim)
     }
 
+    /// A dim that must exist. `dim` lets a 0-d tensor name dim 0 or -1 (torch's reductions
+    /// accept that); ops that index into the dim call this instead and refuse 0-d tensors
+    /// with torch's IndexError.
+    pub fn existing_dim(&self, dim: i64) -> Result<usize> {
+        if self.dims() == 0 {
+            return Err(Error::Index(format!(
+                "Dimension specified as {dim} but tensor has no dimensions"
+            )));
+        }
+        self.dim(dim)
+    }
+
+    /// Like `existing_dim`, with the RuntimeError torch's `op` raises for a 0-d tensor.
+    pub fn dim_of_nd(&self, op: &str, dim: i64) -> Result<usize> {
+        if self.dims() == 0 {
+            return Err(Error::runtime(format!(
+                "{op} expects at least a 1-dimensional tensor (got a 0-d tensor and dim {dim})"
+            )));
+        }
+        self.dim(dim)
+    }
+
     /// The elements in row-major order as a `Vec<T>`; `T` must be the tensor's dtype.
     pub fn to_vec<T: Elem>(&self) -> Vec<T> {
         copy::gather(self.0.storage.as_slice::<T>(), &self.0.layout)
@@ -504,10 +531,11 @@ impl Tensor {
 
     fn copy_impl(&self, src: &Tensor) -> Result<()> {
         let l = self.layout();
-        if l.shape()
-            .iter()
-            .zip(l.stride())
-            .any(|(&d, &s)| d > 1 && s == 0)
+        if l.elem_count() > 0
+            && l.shape()
+                .iter()
+                .zip(l.stride())
+                .any(|(&d, &s)| d > 1 && s == 0)
         {
             return Err(Error::runtime(format!(
                 "unsupported operation: more than one element of the written-to tensor refers to a single memory location (shape {:?}, stride {:?}). Please clone() the tensor before performing the operation.",

@@ -64,6 +64,9 @@ impl Tensor {
         };
         let kept: Vec<usize> = (0..nd).filter(|d| !dims.contains(d)).collect();
         let perm: Vec<i64> = kept.iter().chain(dims.iter()).map(|&d| d as i64).collect();
+        // The rows are staged contiguously (and in f64): an expanded view far larger than its
+        // storage may not fit, which must be an error rather than an abort.
+        crate::storage::check_alloc("reduction", self.shape(), DType::F64)?;
         let t = self.permute(&perm)?.contiguous();
         let r: usize = dims.iter().map(|&d| self.shape()[d]).product();
         let n_rows: usize = kept.iter().map(|&d| self.shape()[d]).product();
@@ -125,6 +128,12 @@ impl Tensor {
             None => self.clone(),
         };
         let dt = src.dtype();
+        // torch refuses an integer mean before it looks at the dims.
+        if op == Mean && !dt.is_float() {
+            return Err(Error::NotImplemented(format!(
+                "mean(): could not infer output dtype. Input dtype must be either a floating point or complex dtype. Got: {dt}"
+            )));
+        }
         let rows_ = src.as_rows(dims)?;
         let shape = rows_.out_shape(keepdim).to_vec();
         let (n, r) = (rows_.n_rows, rows_.r);
@@ -314,6 +323,11 @@ impl Tensor {
     /// argmax/argmin; without a dim, over the flattened tensor.
     pub fn argmax_min(&self, dim: Option<i64>, keepdim: bool, want_max: bool) -> Result<Tensor> {
         let name = if want_max { "argmax" } else { "argmin" };
+        if self.dtype() == DType::Bool {
+            return Err(Error::NotImplemented(format!(
+                "{name}(): does not support bool input"
+            )));
+        }
         match dim {
             Some(d) => {
                 let d_ = self.dim(d)?;
@@ -414,6 +428,11 @@ impl Tensor {
     }
 
     fn softmax_impl(&self, dim: i64, log: bool) -> Result<Tensor> {
+        self.dim(dim)?;
+        if self.elem_count() == 0 {
+            // Nothing to compute: torch hands back an empty tensor of the input's dtype.
+            return Ok(self.deep_copy());
+        }
         let dt = if self.dtype().is_float() {
             self.dtype()
         } else {
@@ -546,35 +565,54 @@ impl Tensor {
     pub fn norm(&self, p: f64, dims: &[i64], keepdim: bool) -> Result<Tensor> {
         use crate::tensor::math::{BinaryOp as B, UnaryOp as U};
         use crate::tensor::Scalar;
+        let dt = self.dtype();
+        if !dt.is_float() {
+            return Err(Error::NotImplemented(format!(
+                "linalg.vector_norm: Expected a floating point or complex tensor as input. Got {dt}"
+            )));
+        }
+        if p.is_infinite() {
+            // Checks the dims and refuses empty ones before composing the differentiable form.
+            crate::op::no_grad(|| self.norm_impl(p, dims, keepdim))?;
+        }
         if crate::op::is_grad_enabled() && self.requires_grad() && self.dtype().is_float() {
             let a = self.unary(U::Abs)?;
-            return if p == f64::INFINITY {
+            let empty_result = self.as_rows(dims)?.n_rows == 0;
+            return if empty_result {
+                // No output element: any reduction of |x| gives the shape (and a zero gradient).
+                a.reduce(ReduceOp::Sum, dims, keepdim, None)
+            } else if p == f64::INFINITY {
                 a.reduce(ReduceOp::Max, dims, keepdim, None)
             } else if p == f64::NEG_INFINITY {
                 a.reduce(ReduceOp::Min, dims, keepdim, None)
             } else if p == 1.0 {
                 a.reduce(ReduceOp::Sum, dims, keepdim, None)
             } else if p == 2.0 {
-                self.binary_t(B::Mul, self)?
-                    .reduce(ReduceOp::Sum, dims, keepdim, None)?
-                    .unary(U::Sqrt)
+                let s = self
+                    .binary_t(B::Mul, self)?
+                    .reduce(ReduceOp::Sum, dims, keepdim, None)?;
+                root_or_zero(&s, |s| s.unary(U::Sqrt))
             } else {
-                a.binary_s(B::Pow, Scalar::Float(p))?
-                    .reduce(ReduceOp::Sum, dims, keepdim, None)?
-                    .binary_s(B::Pow, Scalar::Float(1.0 / p))
+                let s = a.binary_s(B::Pow, Scalar::Float(p))?.reduce(
+                    ReduceOp::Sum,
+                    dims,
+                    keepdim,
+                    None,
+                )?;
+                root_or_zero(&s, |s| s.binary_s(B::Pow, Scalar::Float(1.0 / p)))
             };
         }
         self.norm_impl(p, dims, keepdim)
     }
 
     fn norm_impl(&self, p: f64, dims: &[i64], keepdim: bool) -> Result<Tensor> {
-        let dt = self.dtype();
-        if !dt.is_float() {
+        let rows_ = self.as_rows(dims)?;
+        if p.is_infinite() && rows_.r == 0 {
             return Err(Error::runtime(format!(
-                "linalg.vector_norm: Expected a floating point or complex tensor as input. Got {dt}"
+                "linalg.vector_norm cannot compute the {p} norm over dims {dims:?} of shape {:?}: they are empty and the operation has no identity",
+                self.shape()
             )));
         }
-        let rows_ = self.as_rows(dims)?;
         let data = rows_.t.to_vec_as::<f64>();
         let v: Vec<f64> = rows(&data, rows_.n_rows, rows_.r, |row: &[f64]| {
             let a = row.iter().map(|x| x.abs());
@@ -592,8 +630,20 @@ impl Tensor {
                 a.map(|x| x.powf(p)).sum::<f64>().powf(1.0 / p)
             }
         });
-        Ok(Tensor::from_vec(v, rows_.out_shape(keepdim))?.to_dtype(dt))
+        Ok(Tensor::from_vec(v, rows_.out_shape(keepdim))?.to_dtype(self.dtype()))
     }
+}
+
+/// `root(s)` whose gradient is 0 where `s` is 0 (torch masks a zero norm's infinite slope):
+/// the root is taken of 1 there and the result replaced by 0, so no inf * 0 reaches the input.
+fn root_or_zero(s: &Tensor, root: impl Fn(&Tensor) -> Result<Tensor>) -> Result<Tensor> {
+    use crate::tensor::math::{Arg, BinaryOp as B};
+    use crate::tensor::Scalar;
+    let zero = s.binary_s(B::Eq, Scalar::Int(0))?;
+    let one = Tensor::full(&[], Scalar::Int(1), s.dtype())?;
+    let safe = Tensor::where_(&zero, Arg::tensor(&one), Arg::tensor(s))?;
+    let z = Tensor::full(&[], Scalar::Int(0), s.dtype())?;
+    Tensor::where_(&zero, Arg::tensor(&z), Arg::tensor(&root(&safe)?))
 }
 
 /// Max of a row where NaN wins (f64::max would skip it).

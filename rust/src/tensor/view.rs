@@ -89,6 +89,8 @@ impl Tensor {
 
     pub fn flatten(&self, start: i64, end: i64) -> Result<Tensor> {
         if self.dims() == 0 {
+            self.dim(start)?;
+            self.dim(end)?;
             return self.reshape(&[1]);
         }
         let (s, e) = (self.dim(start)?, self.dim(end)?);
@@ -105,7 +107,7 @@ impl Tensor {
     }
 
     pub fn unflatten(&self, dim: i64, sizes: &[i64]) -> Result<Tensor> {
-        let d = self.dim(dim)?;
+        let d = self.dim_of_nd("unflatten", dim)?;
         let part = infer_shape("unflatten", sizes, self.shape()[d]).map_err(|_| {
             Error::runtime(format!(
                 "unflatten: Provided sizes {sizes:?} don't multiply up to the size of dim {dim} ({}) in the input tensor",
@@ -156,7 +158,7 @@ impl Tensor {
     }
 
     pub fn narrow(&self, dim: i64, start: i64, len: i64) -> Result<Tensor> {
-        let d = self.dim(dim)?;
+        let d = self.dim_of_nd("narrow", dim)?;
         let size = self.shape()[d] as i64;
         let start = if start < 0 { start + size } else { start };
         if start < 0 || start > size {
@@ -201,7 +203,7 @@ impl Tensor {
 
     /// Picks one index of a dim, removing it.
     pub fn select(&self, dim: i64, index: i64) -> Result<Tensor> {
-        let d = self.dim(dim)?;
+        let d = self.existing_dim(dim)?;
         let size = self.shape()[d];
         let i = if index < 0 {
             index + size as i64
@@ -217,7 +219,7 @@ impl Tensor {
     }
 
     pub fn unbind(&self, dim: i64) -> Result<Vec<Tensor>> {
-        let d = self.dim(dim)?;
+        let d = self.existing_dim(dim)?;
         (0..self.shape()[d])
             .map(|i| self.select(d as i64, i as i64))
             .collect()
@@ -225,7 +227,7 @@ impl Tensor {
 
     /// Pieces of `size` along `dim` (the last may be smaller).
     pub fn split(&self, size: usize, dim: i64) -> Result<Vec<Tensor>> {
-        let d = self.dim(dim)?;
+        let d = self.dim_of_nd("split", dim)?;
         let n = self.shape()[d];
         if size == 0 && n > 0 {
             return Err(Error::runtime(format!(
@@ -242,7 +244,7 @@ impl Tensor {
     }
 
     pub fn split_sizes(&self, sizes: &[usize], dim: i64) -> Result<Vec<Tensor>> {
-        let d = self.dim(dim)?;
+        let d = self.dim_of_nd("split", dim)?;
         let n = self.shape()[d];
         if sizes.iter().sum::<usize>() != n {
             return Err(Error::runtime(format!(
@@ -267,7 +269,7 @@ impl Tensor {
                 "chunk expects `chunks` to be greater than 0, got: {chunks}"
             )));
         }
-        let d = self.dim(dim)?;
+        let d = self.dim_of_nd("chunk", dim)?;
         let n = self.shape()[d];
         let size = n.div_ceil(chunks as usize).max(1);
         if n == 0 {

@@ -85,7 +85,8 @@ class StackDataset(Dataset):
         parts = list(args) if args else list(kwargs.values())
         self._length = len(parts[0])
         if any(self._length != len(d) for d in parts):
-            raise ValueError("Size mismatch between datasets")
+            raise ValueError(
+                f"Size mismatch between datasets: lengths {[len(d) for d in parts]}")
         self.datasets = args if args else kwargs
 
     def __getitem__(self, index):
@@ -122,7 +123,9 @@ class ConcatDataset(Dataset):
     def __getitem__(self, idx):
         if idx < 0:
             if -idx > len(self):
-                raise ValueError("absolute value of index should not exceed dataset length")
+                raise ValueError(
+                    f"absolute value of index should not exceed dataset length: index {idx} "
+                    f"for length {len(self)}")
             idx = len(self) + idx
         which = bisect.bisect_right(self.cumulative_sizes, idx)
         start = self.cumulative_sizes[which - 1] if which > 0 else 0
@@ -160,6 +163,9 @@ class Subset(Dataset):
     def __getitem__(self, idx):
         if isinstance(idx, list):
             return self.dataset[[self.indices[i] for i in idx]]
+        if isinstance(idx, int) and not -len(self.indices) <= idx < len(self.indices):
+            raise IndexError(
+                f"Subset index {idx} is out of range for a subset of {len(self.indices)} items")
         return self.dataset[self.indices[idx]]
 
     def __getitems__(self, indices):
@@ -178,7 +184,7 @@ def _lengths_from_fractions(fractions, total):
     lengths = []
     for i, frac in enumerate(fractions):
         if frac < 0 or frac > 1:
-            raise ValueError(f"Fraction at index {i} is not between 0 and 1")
+            raise ValueError(f"Fraction at index {i} is not between 0 and 1: got {frac}")
         lengths.append(math.floor(total * frac))
     # the items the floors left over go one by one to the splits, round robin
     for i in range(total - sum(lengths)):
