@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, settings
 
 try:
     import torch
@@ -21,6 +22,15 @@ except ImportError as e:  # pragma: no cover - a clear failure, never a silent s
     ) from e
 
 import ferrotorch as ft
+
+# Property-test profiles. "ci" (the default) is quick and derandomised, so a CI run is
+# reproducible; "long" is for runs by hand: `pytest --hypothesis-profile=long tests/test_properties.py`.
+_SLOW_IS_FINE = [HealthCheck.too_slow, HealthCheck.data_too_large]
+settings.register_profile("ci", max_examples=60, deadline=None, derandomize=True,
+                          suppress_health_check=_SLOW_IS_FINE)
+settings.register_profile("long", max_examples=3000, deadline=None,
+                          suppress_health_check=_SLOW_IS_FINE)
+settings.load_profile("ci")
 
 # dtype name -> (rtol, atol)
 TOLERANCE = {
