@@ -177,8 +177,14 @@ def test_scalar_operand(data, name, scalar, scalar_first):
     tensor's dtype category unless it is of a higher one (int tensor + float scalar -> float)."""
     op = SCALAR_OPS[name]
     shape = data.draw(shapes(max_rank=3))
+    elements = NO_UNDERFLOWING_SQUARE if name == "truediv" and scalar_first else with_specials()
     check(lambda M, x: op(scalar, x) if scalar_first else op(x, scalar),
-          [data.draw(tensor_inputs(shape, elements=with_specials()))])
+          [data.draw(tensor_inputs(shape, elements=elements))])
+
+
+# The gradient of s / x is -s / x**2: where x**2 underflows to 0 torch gives 0 / 0 = NaN and we
+# a signed zero or inf; such x are left out of that comparison.
+NO_UNDERFLOWING_SQUARE = with_specials().filter(lambda v: v == 0 or not abs(v) < 1e-150)
 
 
 @given(data=st.data())

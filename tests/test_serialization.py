@@ -13,10 +13,12 @@ import json
 import math
 import os
 import pathlib
+import signal
 import struct
 import subprocess
 import sys
 import textwrap
+import time
 
 import ferrotorch as ft
 import numpy as np
@@ -622,3 +624,60 @@ def test_load_hf_with_integer_weights_is_an_error(tmp_path):
     ft._C._safetensors_save(str(tmp_path / "model.safetensors"), list(tensors.items()), {})
     with pytest.raises(RuntimeError, match="int32 values: GPT-2 weights are floating"):
         weights.load_hf(tmp_path)
+
+
+# *** a save killed at any instant leaves a loadable previous (or new) version ***
+
+_SAVE_FOREVER = """
+import sys
+import ferrotorch as ft
+from ferrotorch.gpt2 import GPTModel
+from ferrotorch.gpt2.checkpoint import save_checkpoint
+
+kind, target = sys.argv[1], sys.argv[2]
+model = GPTModel({"vocab_size": 64, "context_length": 16, "emb_dim": 32, "n_heads": 2,
+                  "n_layers": 2, "drop_rate": 0.0, "qkv_bias": False})
+opt = ft.optim.AdamW(model.parameters())
+step = 1
+while True:
+    with ft.no_grad():
+        for p in model.parameters():
+            p.fill_(float(step))
+    if kind == "file":
+        ft.save({"w": ft.full((256, 1024), float(step)), "step": step}, target)
+    else:
+        save_checkpoint(target, model, opt, step)
+    print(step, flush=True)
+    step += 1
+"""
+
+
+@pytest.mark.parametrize("kind", ["file", "checkpoint"])
+def test_save_killed_midway_leaves_a_loadable_version(kind, tmp_path):
+    """SIGKILL a process that saves over and over, at staggered instants: what is on disk must
+    load and be one whole version (every value equal to one step's), never a mix or garbage."""
+    from ferrotorch.gpt2.checkpoint import load_model
+
+    target = str(tmp_path / ("ckpt.pt" if kind == "file" else "run"))
+    script = tmp_path / "save_forever.py"
+    script.write_text(_SAVE_FOREVER)
+    kills = 0
+    for delay in (0.5, 0.9, 1.3, 1.7, 2.1, 2.6):
+        p = subprocess.Popen([sys.executable, str(script), kind, target],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(delay)
+        p.kill()
+        out, err = p.communicate()
+        assert p.returncode == -signal.SIGKILL, err[-500:]
+        if not out.split():
+            continue  # killed before its first save finished: nothing to check yet
+        kills += 1
+        if kind == "file":
+            loaded = ft.load(target)
+            step, values = loaded["step"], sorted(set(loaded["w"].reshape(-1).tolist()))
+        else:
+            model, state = load_model(target)
+            step = state["step"]
+            values = sorted(set(ft.cat([p.reshape(-1) for p in model.parameters()]).tolist()))
+        assert values == [float(step)], f"a mixed or damaged save: step {step}, values {values}"
+    assert kills >= 3, "the saving process never got far enough to be killed mid-run"

@@ -236,6 +236,31 @@ fn walk(obj: &Bound<'_, PyAny>, depth: usize, out: &mut Nested) -> PyResult<()> 
     Ok(())
 }
 
+/// A Python number written into a tensor of `dtype` (setitem, fill): torch's checked
+/// conversion, which also refuses finite values beyond float32's range.
+pub fn check_scalar_fits(value: Scalar, dtype: DType) -> PyResult<()> {
+    let beyond_f32 = |f: f64| f.is_finite() && f.abs() > f32::MAX as f64;
+    let ok = match (value, dtype) {
+        (Scalar::Float(f), DType::F32) => !beyond_f32(f),
+        _ => fits(value, dtype),
+    };
+    if ok {
+        return Ok(());
+    }
+    Err(overflow(value, dtype))
+}
+
+fn overflow(value: Scalar, dtype: DType) -> PyErr {
+    let shown = match value {
+        Scalar::Float(f) => format!("{f:?}"),
+        other => other.to_i64().to_string(),
+    };
+    PyRuntimeError::new_err(format!(
+        "value cannot be converted to type {} without overflow: {shown}",
+        dtype.name()
+    ))
+}
+
 /// A value fits an integer dtype the way torch's `checked_convert` allows: integers within
 /// the type's range (negative ones down to -max for unsigned types, which wrap), floats within
 /// [lowest, max] (so NaN and infinities never fit).
@@ -301,15 +326,8 @@ pub fn tensor_from_data(obj: &Bound<'_, PyAny>, dtype: Option<DType>) -> PyResul
             )));
         }
     }
-    if let Some(bad) = n.values.iter().find(|&&v| !fits(v, dt)) {
-        let shown = match *bad {
-            Scalar::Float(f) => format!("{f}"),
-            other => format!("{}", other.to_i64()),
-        };
-        return Err(PyRuntimeError::new_err(format!(
-            "value cannot be converted to type {} without overflow: {shown}",
-            dt.name()
-        )));
+    if let Some(&bad) = n.values.iter().find(|&&v| !fits(v, dt)) {
+        return Err(overflow(bad, dt));
     }
     with_dtype!(dt, T, {
         let v: Vec<T> = n.values.iter().map(|s| s.to_elem::<T>()).collect();

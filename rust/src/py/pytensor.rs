@@ -806,6 +806,9 @@ impl PyTensor {
     }
     fn __setitem__(&mut self, key: &Bound<'_, PyAny>, value: &Bound<'_, PyAny>) -> PyResult<()> {
         let idx = parse_index(key)?;
+        if let Some(s) = super::convert::as_scalar(value) {
+            super::convert::check_scalar_fits(s, self.t.dtype())?;
+        }
         let v = match Other::parse(value) {
             Some(Other::T(t)) => t,
             Some(Other::S(t)) => t,

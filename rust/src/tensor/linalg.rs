@@ -33,10 +33,12 @@ impl Tensor {
             (2, 2) => a.mm(b),
             (_, 2) if a.dims() > 2 => {
                 // (..., m, k) @ (k, n): the batch dims fold into one GEMM's rows, as in torch.
-                let k = a.shape()[a.dims() - 1] as i64;
+                let k = a.shape()[a.dims() - 1];
+                let rows: usize = a.shape()[..a.dims() - 1].iter().product();
                 let mut shape: Vec<i64> = a.shape().iter().map(|&d| d as i64).collect();
                 *shape.last_mut().expect("at least 3-D") = b.shape()[1] as i64;
-                a.reshape(&[-1, k])?.mm(b)?.reshape(&shape)
+                // Explicit sizes: with k == 0 a -1 could not be inferred.
+                a.reshape(&[rows as i64, k as i64])?.mm(b)?.reshape(&shape)
             }
             _ => {
                 // Batched: promote vectors to matrices, broadcast batch dims, squeeze back.

@@ -107,6 +107,7 @@ impl Tensor {
     }
 
     pub fn unflatten(&self, dim: i64, sizes: &[i64]) -> Result<Tensor> {
+        self.dim(dim)?;
         let d = self.dim_of_nd("unflatten", dim)?;
         let part = infer_shape("unflatten", sizes, self.shape()[d]).map_err(|_| {
             Error::runtime(format!(
