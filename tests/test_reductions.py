@@ -2,6 +2,7 @@
 Every expected value is computed by torch in the test."""
 
 import ferrotorch as ft
+import numpy as np
 import pytest
 import torch
 from conftest import LAYOUTS, assert_same, pair, to_ft
@@ -477,3 +478,16 @@ def test_empty_max_raises_exact_types():
         torch.zeros(2, 0).argmax(dim=1)
     with pytest.raises(IndexError):
         ft.zeros(2, 0).argmax(dim=1)
+
+
+@pytest.mark.parametrize("size", [(3, 1), (1, 4), (4,), (2, 1, 1), (), (2, 3, 4)])
+def test_sum_to_size_like_torch(size):
+    values = np.random.default_rng(0).standard_normal((2, 3, 4))
+    x, tx = ft.tensor(values, requires_grad=True), torch.tensor(values, requires_grad=True)
+    ours, theirs = x.sum_to_size(size), tx.sum_to_size(size)
+    assert_same(ours, theirs)
+    ours.sum().backward()
+    theirs.sum().backward()
+    assert_same(x.grad, tx.grad)
+    with pytest.raises(RuntimeError, match="not expandable"):
+        x.sum_to_size(5)

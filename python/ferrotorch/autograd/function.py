@@ -93,19 +93,10 @@ def _fit_gradient(cls, index, grad, input):
     one the input broadcasts to (then it is summed back to the input's shape)."""
     if not isinstance(grad, Tensor) or grad.shape == input.shape:
         return grad
-    from ferrotorch import broadcast_shapes
-
     try:
-        expandable = broadcast_shapes(input.shape, grad.shape) == grad.shape
+        return grad.sum_to_size(input.shape)
     except RuntimeError:
-        expandable = False
-    if not expandable:
         raise RuntimeError(
             f"Function {cls.__name__}Backward returned an invalid gradient at index {index} - "
             f"got {list(grad.shape)} but expected shape compatible with {list(input.shape)}"
-        )
-    lead = grad.dim() - input.dim()
-    stretched = [lead + d for d, n in enumerate(input.shape) if n == 1 and grad.size(lead + d) != 1]
-    grad = grad.sum(dim=tuple(range(lead)) + tuple(stretched), keepdim=True) if (
-        lead or stretched) else grad
-    return grad.reshape(input.shape)
+        ) from None

@@ -161,24 +161,29 @@ impl Nested {
         Ok(())
     }
 
-    /// A tensor's elements as items of its dtype (numpy arrays inside a list; 0-d tensors).
+    /// A tensor's elements as items of its dtype (0-d tensors, numpy scalars and arrays
+    /// inside a list): its dims continue the nesting at `depth`.
     fn push_tensor(&mut self, t: &Tensor, depth: usize) -> PyResult<()> {
-        // An empty array still decides the dtype.
-        self.dtype = Some(self.dtype.map_or(t.dtype(), |d| d.promote(t.dtype())));
-        if t.dims() == 0 {
-            let d = t.dtype();
-            let value = if d.is_float() {
-                Scalar::Float(t.item_f64()?)
-            } else if d == DType::Bool {
-                Scalar::Bool(t.item_i64()? != 0)
-            } else {
-                Scalar::Int(t.item_i64()?)
-            };
-            return self.push(depth, value, d);
+        for (d, &n) in t.shape().iter().enumerate() {
+            self.enter(depth + d, n)?;
         }
-        self.enter(depth, t.shape()[0])?;
-        for row in t.unbind(0)? {
-            self.push_tensor(&row, depth + 1)?;
+        let depth = depth + t.dims();
+        let d = t.dtype();
+        // An empty array still decides the dtype.
+        self.dtype = Some(self.dtype.map_or(d, |x| x.promote(d)));
+        if d.is_float() {
+            for f in t.to_vec_as::<f64>() {
+                self.push(depth, Scalar::Float(f), d)?;
+            }
+        } else {
+            for i in t.to_vec_as::<i64>() {
+                let value = if d == DType::Bool {
+                    Scalar::Bool(i != 0)
+                } else {
+                    Scalar::Int(i)
+                };
+                self.push(depth, value, d)?;
+            }
         }
         Ok(())
     }

@@ -721,6 +721,22 @@ impl PyTensor {
     fn expand_as(&self, other: PyRef<'_, PyTensor>) -> PyResult<Self> {
         Ok(PyTensor::wrap(self.t.broadcast_as(other.t.shape())?))
     }
+    /// Sums this tensor down to `size`, which must broadcast to this tensor's shape (the
+    /// adjoint of `expand`).
+    #[pyo3(signature = (*size))]
+    fn sum_to_size(&self, size: &Bound<'_, PyTuple>) -> PyResult<Self> {
+        let size = super::convert::sizes(size)?;
+        let expandable = size.len() <= self.t.dims()
+            && crate::shape::broadcast_shapes("sum_to_size", &size, self.t.shape())
+                .is_ok_and(|s| s == self.t.shape());
+        if !expandable {
+            return Err(PyRuntimeError::new_err(format!(
+                "size {size:?} is not expandable to size {:?}",
+                self.t.shape()
+            )));
+        }
+        Ok(PyTensor::wrap(crate::backprop::sum_to(&self.t, &size)?))
+    }
     fn broadcast_to(&self, shape: Vec<i64>) -> PyResult<Self> {
         Ok(PyTensor::wrap(self.t.expand(&shape)?))
     }

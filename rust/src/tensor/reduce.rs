@@ -41,14 +41,42 @@ pub enum ReduceOp {
 }
 
 impl Tensor {
-    /// Permutes the given dims (empty = all) to the end and makes the tensor contiguous.
-    fn as_rows(&self, dims: &[i64]) -> Result<Rows> {
+    /// The dims a reduction over `dims` covers (all when empty), checked. A 0-d tensor accepts
+    /// 0 and -1 and has none: it reduces over its one (virtual) element.
+    fn reduced_dims(&self, dims: &[i64]) -> Result<Vec<usize>> {
         let nd = self.dims();
         if nd == 0 {
-            // A scalar reduces over its one (virtual) element; dims 0 and -1 are accepted.
             for &d in dims {
                 normalize_dims(&[d], 0)?;
             }
+            return Ok(vec![]);
+        }
+        if dims.is_empty() {
+            Ok((0..nd).collect())
+        } else {
+            normalize_dims(dims, nd)
+        }
+    }
+
+    /// `(elements per row, rows)` of a reduction over `dims`, without staging anything.
+    fn reduction_sizes(&self, dims: &[i64]) -> Result<(usize, usize)> {
+        let reduced = self.reduced_dims(dims)?;
+        let (mut r, mut n_rows) = (1, 1);
+        for (d, &size) in self.shape().iter().enumerate() {
+            if reduced.contains(&d) {
+                r *= size;
+            } else {
+                n_rows *= size;
+            }
+        }
+        Ok((r, n_rows))
+    }
+
+    /// Permutes the given dims (empty = all) to the end and makes the tensor contiguous.
+    fn as_rows(&self, dims: &[i64]) -> Result<Rows> {
+        let nd = self.dims();
+        let dims = self.reduced_dims(dims)?;
+        if nd == 0 {
             return Ok(Rows {
                 t: self.clone(),
                 n_rows: 1,
@@ -57,11 +85,6 @@ impl Tensor {
                 drop_shape: vec![],
             });
         }
-        let dims = if dims.is_empty() {
-            (0..nd).collect()
-        } else {
-            normalize_dims(dims, nd)?
-        };
         let kept: Vec<usize> = (0..nd).filter(|d| !dims.contains(d)).collect();
         let perm: Vec<i64> = kept.iter().chain(dims.iter()).map(|&d| d as i64).collect();
         // The rows are staged contiguously (and in f64): an expanded view far larger than its
@@ -571,14 +594,16 @@ impl Tensor {
                 "linalg.vector_norm: Expected a floating point or complex tensor as input. Got {dt}"
             )));
         }
-        if p.is_infinite() {
-            // Checks the dims and refuses empty ones before composing the differentiable form.
-            crate::op::no_grad(|| self.norm_impl(p, dims, keepdim))?;
+        let (r, n_rows) = self.reduction_sizes(dims)?;
+        if p.is_infinite() && r == 0 {
+            return Err(Error::runtime(format!(
+                "linalg.vector_norm cannot compute the {p} norm over dims {dims:?} of shape {:?}: they are empty and the operation has no identity",
+                self.shape()
+            )));
         }
-        if crate::op::is_grad_enabled() && self.requires_grad() && self.dtype().is_float() {
+        if crate::op::is_grad_enabled() && self.requires_grad() {
             let a = self.unary(U::Abs)?;
-            let empty_result = self.as_rows(dims)?.n_rows == 0;
-            return if empty_result {
+            return if n_rows == 0 {
                 // No output element: any reduction of |x| gives the shape (and a zero gradient).
                 a.reduce(ReduceOp::Sum, dims, keepdim, None)
             } else if p == f64::INFINITY {
@@ -607,12 +632,6 @@ impl Tensor {
 
     fn norm_impl(&self, p: f64, dims: &[i64], keepdim: bool) -> Result<Tensor> {
         let rows_ = self.as_rows(dims)?;
-        if p.is_infinite() && rows_.r == 0 {
-            return Err(Error::runtime(format!(
-                "linalg.vector_norm cannot compute the {p} norm over dims {dims:?} of shape {:?}: they are empty and the operation has no identity",
-                self.shape()
-            )));
-        }
         let data = rows_.t.to_vec_as::<f64>();
         let v: Vec<f64> = rows(&data, rows_.n_rows, rows_.r, |row: &[f64]| {
             let a = row.iter().map(|x| x.abs());
