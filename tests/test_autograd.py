@@ -1093,6 +1093,67 @@ def test_hook_handle_remove():
     assert_same(res[ft], res[torch])
 
 
+def test_post_accumulate_grad_hook():
+    """Called with the leaf after its .grad holds the accumulated total; the order against the
+    gradient hooks and across two uses of the leaf is torch's."""
+    res = {}
+    for M in (ft, torch):
+        w = M.tensor([1.0, -2.0, 3.0], requires_grad=True)
+        b = M.tensor([0.5], requires_grad=True)
+        events = []
+        w.register_hook(lambda g: events.append(("grad", g.clone())))
+        hw = w.register_post_accumulate_grad_hook(
+            lambda t: events.append(("post", t.grad.clone())))
+        b.register_post_accumulate_grad_hook(lambda t: events.append(("post_b", t.grad.clone())))
+        ((w * w).sum() + (w * b).sum() * 3).backward()
+        (w * 2).sum().backward()  # accumulates: the hook sees the running total
+        hw.remove()
+        (w * 5).sum().backward()
+        res[M] = [(name, v) for name, v in events]
+    assert [n for n, _ in res[ft]] == [n for n, _ in res[torch]]
+    assert_same([v for _, v in res[ft]], [v for _, v in res[torch]])
+
+
+def test_post_accumulate_grad_hook_errors():
+    for M in (ft, torch):
+        with pytest.raises(RuntimeError, match="doesn't require gradient"):
+            M.ones(2).register_post_accumulate_grad_hook(lambda t: None)
+        with pytest.raises(RuntimeError, match="post accumulate grad hooks cannot be registered on non-leaf"):
+            (M.ones(2, requires_grad=True) * 2).register_post_accumulate_grad_hook(lambda t: None)
+    x = ft.ones(2, requires_grad=True)
+    x.register_post_accumulate_grad_hook(lambda t: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        (x * 2).sum().backward()
+
+
+def test_queued_backward_callback_runs_after_the_pass():
+    """A callback queued from a hook runs once the whole pass is done (every .grad stored),
+    as with torch's Variable._execution_engine.queue_callback."""
+    res = {}
+    for M in (ft, torch):
+        a = M.tensor([1.0, 2.0], requires_grad=True)
+        b = M.tensor([3.0], requires_grad=True)
+        log = []
+
+        def queue(cb, M=M):
+            if M is ft:
+                ft._C._queue_backward_callback(cb)
+            else:
+                torch.autograd.Variable._execution_engine.queue_callback(cb)
+
+        def hook(g, a=a, b=b, log=log, queue=queue):
+            queue(lambda: log.append((a.grad.clone(), b.grad.clone())))
+
+        out = a * 2
+        out.register_hook(hook)
+        (out.sum() * b).sum().backward()
+        res[M] = log
+    assert len(res[ft]) == len(res[torch]) == 1
+    assert_same(list(res[ft][0]), list(res[torch][0]))
+    with pytest.raises(RuntimeError, match="during backward pass"):
+        ft._C._queue_backward_callback(lambda: None)
+
+
 def test_hook_returning_none_keeps_gradient():
     res = {}
     for M in (ft, torch):

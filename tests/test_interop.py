@@ -182,3 +182,58 @@ def test_without_torch_the_error_says_pip_install_torch():
     lines = out.stdout.strip().splitlines()
     assert len(lines) == 2
     assert all(line.startswith("ImportError:") and "pip install torch" in line for line in lines)
+
+
+# *** DLPack ***
+
+@pytest.mark.parametrize("dtype", ALL_DTYPES)
+@pytest.mark.parametrize("layout", [*LAYOUTS, "expanded"])
+def test_dlpack_to_torch_and_back(dtype, layout):
+    t = torch_values((3, 4), dtype, layout)
+    ours = ft.from_dlpack(t)  # a torch tensor (has __dlpack__)
+    assert_same(ours, t)
+    back = torch.from_dlpack(ours)  # our __dlpack__
+    assert_same(ours, back)
+    if dtype != "bfloat16":  # numpy has no bfloat16: those travel as a copy
+        assert ours.stride() == back.stride() == t.stride()
+        assert back.data_ptr() == t.data_ptr() == ours.data_ptr()
+    capsule = ft.from_dlpack(t.__dlpack__())  # a bare capsule
+    assert_same(capsule, t)
+
+
+@pytest.mark.parametrize("dtype", SHARED)
+def test_dlpack_shares_memory_with_numpy(dtype):
+    a = torch_values((3, 4), dtype, "sliced").numpy()
+    t = ft.from_dlpack(a)
+    assert t.data_ptr() == a.ctypes.data
+    np.testing.assert_array_equal(t.numpy(), a)
+    b = np.from_dlpack(t)
+    assert b.ctypes.data == t.data_ptr()
+    t[0, 0] = 1
+    assert b[0, 0] == a[0, 0] == 1
+
+
+def test_dlpack_protocol_details():
+    t = ft.arange(6.0).reshape(2, 3)
+    assert t.__dlpack_device__() == (1, 0) == torch.arange(3.0).__dlpack_device__()
+    copied = torch.from_dlpack(t.__dlpack__(copy=True))
+    copied[0, 0] = 50.0
+    assert t[0, 0].item() == 0.0
+    with pytest.raises(RuntimeError, match="require gradient"):
+        ft.ones(2, requires_grad=True).__dlpack__()
+    with pytest.raises(RuntimeError, match="require gradient"):
+        ft.from_dlpack(torch.ones(2, requires_grad=True))
+    with pytest.raises(BufferError, match="device"):
+        t.__dlpack__(dl_device=(2, 0))
+    with pytest.raises(TypeError, match="__dlpack__"):
+        ft.from_dlpack([1, 2])
+    capsule = _Once(torch.arange(3).__dlpack__())
+    assert ft.from_dlpack(capsule.c).tolist() == [0, 1, 2]
+    # torch refuses a consumed capsule as well; so do we, with our own words
+    with pytest.raises((TypeError, BufferError, RuntimeError, ValueError)):
+        ft.from_dlpack(capsule.c)
+
+
+class _Once:
+    def __init__(self, c):
+        self.c = c

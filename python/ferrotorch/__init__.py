@@ -18,6 +18,7 @@ from ferrotorch import (  # noqa: E402,F401,I001  (subpackages need the names ab
     _tensor,  # noqa: F401  (attaches methods to Tensor)
     autograd,
     cuda,
+    distributed,
     nn,
     optim,
     utils,
@@ -323,7 +324,11 @@ del numel_of
 
 # *** torch interop and testing helpers ***
 from ferrotorch import testing  # noqa: E402,F401
-from ferrotorch._interop import from_torch  # noqa: E402,F401
+from ferrotorch._interop import dlpack as _dlpack  # noqa: E402
+from ferrotorch._interop import dlpack_device as _dlpack_device  # noqa: E402
+from ferrotorch._interop import from_dlpack, from_torch  # noqa: E402,F401
 from ferrotorch._interop import to_torch as _to_torch  # noqa: E402
 
 Tensor.to_torch = _to_torch
+Tensor.__dlpack__ = _dlpack
+Tensor.__dlpack_device__ = _dlpack_device

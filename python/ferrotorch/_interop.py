@@ -111,3 +111,96 @@ def to_torch(self):
     if self.requires_grad:
         out.requires_grad_(True)
     return out
+
+
+# *** DLPack ***
+
+_DL_CPU = 1  # kDLCPU in DLPack's DLDeviceType
+
+
+def dlpack(self, *, stream=None, max_version=None, dl_device=None, copy=None):
+    """``Tensor.__dlpack__``: this tensor as a DLPack capsule, sharing memory (the array API
+    protocol). ``copy=True`` exports a copy; bfloat16, which numpy lacks, goes through torch.
+    """
+    if self.requires_grad:
+        raise RuntimeError(
+            "Can't export tensors that require gradient, use tensor.detach() "
+            f"(tensor of shape {tuple(self.shape)}, dtype {self.dtype})")
+    if dl_device is not None and tuple(dl_device) != (_DL_CPU, 0):
+        raise BufferError(f"__dlpack__: cannot export a CPU tensor to device {tuple(dl_device)}")
+    kwargs = {} if max_version is None else {"max_version": max_version}
+    if self.dtype == _C.bfloat16:
+        if copy is False:
+            raise BufferError(
+                "__dlpack__: bfloat16 tensors are exported through torch with a copy; "
+                "copy=False cannot be honoured")
+        return to_torch(self).__dlpack__(**kwargs)
+    arr = np.asarray(self)
+    if copy:
+        arr = arr.copy()
+    return arr.__dlpack__(**kwargs)
+
+
+def dlpack_device(self):
+    """``Tensor.__dlpack_device__``: ``(kDLCPU, 0)``, where ferrotorch's tensors live."""
+    return (_DL_CPU, 0)
+
+
+class _Capsule:
+    """Gives a bare DLPack capsule the protocol methods numpy's ``from_dlpack`` asks for."""
+
+    def __init__(self, capsule):
+        self._capsule = capsule
+
+    def __dlpack__(self, **_):
+        capsule, self._capsule = self._capsule, None
+        if capsule is None:
+            raise BufferError("from_dlpack(): a DLPack capsule can be consumed only once")
+        return capsule
+
+    def __dlpack_device__(self):
+        return (_DL_CPU, 0)
+
+
+def from_dlpack(ext_tensor):
+    """A tensor sharing memory with ``ext_tensor``: any object with ``__dlpack__`` (numpy
+    arrays, torch tensors, JAX/CuPy CPU arrays...) or a DLPack capsule.
+
+    >>> import numpy as np, ferrotorch
+    >>> a = np.arange(3.0)
+    >>> t = ferrotorch.from_dlpack(a); t[0] = 7.0; a
+    array([7., 1., 2.])
+    """
+    torch = loaded_torch()
+    if torch is not None and isinstance(ext_tensor, torch.Tensor):
+        if ext_tensor.requires_grad:
+            raise RuntimeError(
+                "Can't export tensors that require gradient, use tensor.detach() "
+                f"(torch tensor of shape {tuple(ext_tensor.shape)})")
+        if ext_tensor.device.type != "cpu":
+            raise RuntimeError(
+                f"from_dlpack(): the tensor is on {ext_tensor.device}; ferrotorch tensors live "
+                "on the CPU: move it with .cpu() first")
+        return from_torch(ext_tensor)
+    if type(ext_tensor).__name__ == "PyCapsule":
+        if torch is not None:  # torch reads every dtype, bfloat16 included
+            return from_torch(torch.from_dlpack(ext_tensor))
+        ext_tensor = _Capsule(ext_tensor)
+    elif not hasattr(ext_tensor, "__dlpack__"):
+        raise TypeError(
+            f"from_dlpack(): expected an object with __dlpack__ or a DLPack capsule, got "
+            f"{type(ext_tensor).__name__}")
+    if isinstance(ext_tensor, Tensor):
+        return ext_tensor.detach()
+    device = tuple(ext_tensor.__dlpack_device__())
+    if device[0] != _DL_CPU:
+        raise RuntimeError(
+            f"from_dlpack(): the data is on DLPack device {device} (type {device[0]}); ferrotorch "
+            "tensors live on the CPU (device type 1): copy the data to the host first")
+    try:
+        arr = np.from_dlpack(ext_tensor)
+    except (BufferError, TypeError, RuntimeError) as e:
+        if torch is not None and not isinstance(ext_tensor, _Capsule):
+            return from_torch(torch.from_dlpack(ext_tensor))  # e.g. bfloat16, which numpy lacks
+        raise TypeError(f"from_dlpack(): {e}") from e
+    return _C.from_numpy(arr)

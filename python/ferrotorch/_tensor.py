@@ -279,22 +279,30 @@ for _name in ("lerp", "addcmul", "addcdiv"):
 class _RemovableHandle:
     """What ``register_hook`` returns: ``handle.remove()`` unregisters the hook."""
 
-    def __init__(self, tensor, hook_id):
+    def __init__(self, tensor, hook_id, remover="_remove_hook"):
         import weakref
 
         self._tensor = weakref.ref(tensor)
         self._id = hook_id
+        self._remover = remover
 
     def remove(self):
         t = self._tensor()
         if t is not None:
-            t._remove_hook(self._id)
+            getattr(t, self._remover)(self._id)
 
 
 def _register_hook(self, hook):
     """Calls ``hook(grad)`` when this tensor's gradient is computed; a returned tensor
     replaces the gradient. Returns a handle with ``.remove()``."""
     return _RemovableHandle(self, self._register_hook(hook))
+
+
+def _register_post_accumulate_grad_hook(self, hook):
+    """Calls ``hook(tensor)`` once backward has accumulated this leaf's ``.grad`` (its return
+    value is ignored). Returns a handle with ``.remove()``."""
+    hook_id = self._register_post_accumulate_grad_hook(hook)
+    return _RemovableHandle(self, hook_id, "_remove_post_accumulate_grad_hook")
 
 
 def _requires_grad_(self, requires_grad=True):
@@ -402,6 +410,7 @@ class _Storage:
 
 Tensor.requires_grad_ = _requires_grad_
 Tensor.register_hook = _register_hook
+Tensor.register_post_accumulate_grad_hook = _register_post_accumulate_grad_hook
 Tensor.type_as = _type_as
 Tensor.new_zeros = _new_zeros
 Tensor.new_ones = _new_ones

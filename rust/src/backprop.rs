@@ -10,6 +10,7 @@ use crate::tensor::math::{Arg, BinaryOp as B, UnaryOp as U};
 use crate::tensor::nn;
 use crate::tensor::reduce::ReduceOp as R;
 use crate::tensor::{Scalar, Tensor};
+use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 
 /// Where the gradients of a backward pass go.
@@ -22,9 +23,70 @@ pub enum Sink<'a> {
     LeavesIn(&'a [Tensor]),
 }
 
-/// Runs backward from `roots` (each with its incoming gradient). Returns the gradients for
-/// `Sink::Inputs` (None where an input is unreachable), nothing for `Sink::Leaves`.
+/// Work queued during a backward pass, run once the pass has finished (torch's
+/// `queue_callback`): data-parallel training finishes its gradient reductions there.
+pub type FinalCallback = Box<dyn FnOnce() -> Result<()> + Send>;
+
+thread_local! {
+    /// One queue per backward pass running on this thread (a hook may start another).
+    static FINAL_CALLBACKS: RefCell<Vec<Vec<FinalCallback>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Queues `cb` to run when the innermost backward pass running on this thread ends.
+pub fn queue_callback(cb: FinalCallback) -> Result<()> {
+    FINAL_CALLBACKS.with(|c| match c.borrow_mut().last_mut() {
+        Some(queue) => {
+            queue.push(cb);
+            Ok(())
+        }
+        None => Err(Error::runtime(
+            "Final callbacks can only be installed during backward pass (queue_callback was called outside of one)",
+        )),
+    })
+}
+
+/// Pops this pass's callback queue even when the pass fails.
+struct CallbackScope;
+
+impl CallbackScope {
+    fn enter() -> Self {
+        FINAL_CALLBACKS.with(|c| c.borrow_mut().push(Vec::new()));
+        CallbackScope
+    }
+    /// The next queued callback, if any (callbacks may queue more).
+    fn next(&self) -> Option<FinalCallback> {
+        FINAL_CALLBACKS.with(|c| {
+            let mut c = c.borrow_mut();
+            let queue = c.last_mut()?;
+            (!queue.is_empty()).then(|| queue.remove(0))
+        })
+    }
+}
+
+impl Drop for CallbackScope {
+    fn drop(&mut self) {
+        FINAL_CALLBACKS.with(|c| c.borrow_mut().pop());
+    }
+}
+
+/// Runs backward from `roots` (each with its incoming gradient), then the callbacks queued
+/// during the pass. Returns the gradients for `Sink::Inputs` (None where an input is
+/// unreachable), nothing for `Sink::Leaves`.
 pub fn backward(
+    roots: &[(Tensor, Tensor)],
+    sink: Sink,
+    retain_graph: bool,
+    create_graph: bool,
+) -> Result<Vec<Option<Tensor>>> {
+    let scope = CallbackScope::enter();
+    let out = run_backward(roots, sink, retain_graph, create_graph)?;
+    while let Some(cb) = scope.next() {
+        cb()?;
+    }
+    Ok(out)
+}
+
+fn run_backward(
     roots: &[(Tensor, Tensor)],
     sink: Sink,
     retain_graph: bool,
@@ -81,6 +143,9 @@ pub fn backward(
             };
             if stores && t.requires_grad() {
                 store_grad(t, g)?;
+                for hook in t.post_accumulate_hooks() {
+                    hook(t)?;
+                }
             }
             continue;
         };

@@ -2,6 +2,8 @@
 //! (shapes, dims, dtypes, the op); `py/errors.rs` maps each variant to torch's Python exception type.
 
 use crate::dtype::DType;
+use std::any::Any;
+use std::sync::Arc;
 
 pub type Result<T> = std::result::Result<T, Error>;
 
@@ -48,6 +50,13 @@ pub enum Error {
     /// An index error that is not a plain out-of-range element (IndexError in Python).
     #[error("{0}")]
     Index(String),
+    /// An exception raised by user code the core called back (a hook, a custom Function),
+    /// carried as it is so that the caller gets the original exception back.
+    #[error("{msg}")]
+    Foreign {
+        msg: String,
+        payload: Arc<dyn Any + Send + Sync>,
+    },
     /// The allocator refused a buffer.
     #[error("{op}: cannot allocate {bytes} bytes for a tensor of shape {shape:?} and dtype {dtype}: out of memory")]
     OutOfMemory {

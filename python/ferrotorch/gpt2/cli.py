@@ -272,15 +272,54 @@ def _train_options(args):
 
 
 def cmd_train(args):
+    _check_device(args.device)
+    rank, world = _join_torchrun()
+    try:
+        return _train(args, rank, world)
+    finally:
+        if world > 1:
+            from ferrotorch import distributed as dist
+
+            dist.destroy_process_group()
+
+
+def _join_torchrun():
+    """(rank, world size): joins the process group when started by torchrun with several
+    processes (its environment: RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT)."""
+    try:
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        rank = int(os.environ.get("RANK", "0"))
+    except ValueError:
+        raise UsageError(f"WORLD_SIZE={os.environ.get('WORLD_SIZE')!r} and "
+                         f"RANK={os.environ.get('RANK')!r} must be integers (torchrun sets "
+                         "them)") from None
+    if world <= 1:
+        return 0, 1
+    from ferrotorch import distributed as dist
+
+    if not dist.is_available():
+        raise UsageError(f"WORLD_SIZE={world} asks for data-parallel training, which needs "
+                         "torch's distributed package: `pip install torch`")
+    dist.init_process_group("gloo")
+    return rank, world
+
+
+def _train(args, rank, world):
     import ferrotorch as torch
     from ferrotorch.gpt2.checkpoint import find_checkpoint
     from ferrotorch.gpt2.data import load_text, make_loaders
     from ferrotorch.gpt2.model import GPTModel
     from ferrotorch.gpt2.train import train
 
-    _check_device(args.device)
     o, state = _train_options(args)
     out = args.out or os.path.join("runs", time.strftime("%Y%m%d-%H%M%S"))
+    if world > 1:  # rank 0's clock names the run folder of every rank
+        from ferrotorch import distributed as dist
+
+        shared = [out]
+        dist.broadcast_object_list(shared, src=0)
+        out = shared[0]
+    say = print if rank == 0 else (lambda *a, **k: None)
     if not args.resume:
         try:
             find_checkpoint(out)
@@ -312,12 +351,14 @@ def cmd_train(args):
     model = GPTModel(cfg)
     n_params = sum(p.numel() for p in model.parameters())
     source = o["data"] or "Python's documentation topics (pydoc_data)"
-    print(f"model: {o['config']} ({n_params:,} parameters, context {cfg['context_length']}, "
+    say(f"model: {o['config']} ({n_params:,} parameters, context {cfg['context_length']}, "
           f"{cfg['n_layers']} layers, emb {cfg['emb_dim']}); tokenizer: {tokenizer.name}")
-    print(f"data: {source}: {len(text):,} characters, {len(train_loader.dataset):,} training "
+    say(f"data: {source}: {len(text):,} characters, {len(train_loader.dataset):,} training "
           f"windows of {seq_len} tokens"
           + (f", {len(val_loader.dataset):,} validation" if val_loader is not None else ""))
-    print(f"out: {out}")
+    say(f"out: {out}")
+    if world > 1:
+        say(f"data parallel: {world} processes (gloo), each on 1/{world} of every batch")
     sys.stdout.flush()
 
     cli_state = {k: o[k] for k in TRAIN_DEFAULTS}
@@ -334,7 +375,7 @@ def cmd_train(args):
     val_loss = history["val_loss"][-1] if history["val_loss"] else None
     ppl = history["val_ppl"][-1] if history["val_ppl"] else None
     tok_s = history["tokens_per_s"][-1] if history["tokens_per_s"] else 0.0
-    print(f"done: {steps} steps, train loss {_fmt_loss(train_loss)}, val loss "
+    say(f"done: {steps} steps, train loss {_fmt_loss(train_loss)}, val loss "
           f"{_fmt_loss(val_loss)}, val ppl {'n/a' if ppl is None else f'{ppl:.2f}'}, "
           f"{tok_s:,.0f} tokens/s, {history['time_s']:.1f} s, out {out}")
     return 0

@@ -8,8 +8,16 @@ checkpoint records the step, the position in the current epoch and the random-ge
 epoch began); on resume the epoch's order is drawn again and the batches already used skipped.
 Evaluation and sample generation run on a forked global generator, so how often you evaluate
 does not change the training losses.
+
+Data parallel: when a ``ferrotorch.distributed`` process group is initialized (e.g. under
+``torchrun``), every rank reads the same batches, computes the loss of its own share of the
+rows, and ``DistributedDataParallel`` averages the gradients; the loss is weighted so that the
+gradient is the full batch's whatever the split. The weights stay equal on every rank, the
+losses are reduced over the ranks, evaluation batches are shared out, and only rank 0 prints,
+samples, writes checkpoints and the loss plot.
 """
 
+import contextlib
 import math
 import os
 import time
@@ -65,9 +73,43 @@ def _loss(model, x, y):
     return F.cross_entropy(logits.flatten(0, 1), y.flatten())
 
 
-def evaluate(model, loader, max_batches=None):
+def _share_loss(model, x, y, rank, world):
+    """This rank's part of the batch's mean cross-entropy, scaled so that the ranks' gradients
+    averaged by DistributedDataParallel are the full batch's gradient (rows are split as evenly
+    as possible; a rank without rows contributes zero gradients)."""
+    lo, hi = rank * len(x) // world, (rank + 1) * len(x) // world
+    if hi == lo:
+        return sum((p * 0).sum() for p in model.parameters())
+    logits = model(x[lo:hi])
+    total = F.cross_entropy(logits.flatten(0, 1), y[lo:hi].flatten(), reduction="sum")
+    return total * (world / y.numel())
+
+
+def _sum_over_ranks(*values):
+    from ferrotorch import distributed as dist
+
+    t = torch.tensor(values, dtype=torch.float64)
+    dist.all_reduce(t)
+    return t.tolist()
+
+
+def _data_parallel(enabled):
+    """(rank, world size) of a data-parallel run, (0, 1) when training alone."""
+    from ferrotorch import distributed as dist
+
+    if enabled is False or not dist.is_initialized():
+        if enabled:
+            raise ValueError("data_parallel=True needs an initialized process group: call "
+                             "ferrotorch.distributed.init_process_group first (torchrun sets "
+                             "up its environment)")
+        return 0, 1
+    return dist.get_rank(), dist.get_world_size()
+
+
+def evaluate(model, loader, max_batches=None, _shard=(0, 1)):
     """The mean cross-entropy of ``model`` over ``loader`` (at most ``max_batches`` batches), in
     eval mode and without gradients; the model's train/eval mode is restored afterwards."""
+    rank, world = _shard
     was_training = model.training
     model.eval()
     total, n = 0.0, 0
@@ -75,9 +117,12 @@ def evaluate(model, loader, max_batches=None):
         for i, (x, y) in enumerate(loader):
             if max_batches is not None and i >= max_batches:
                 break
-            total += _loss(model, x, y).item()
+            if i % world == rank:
+                total += _loss(model, x, y).item()
             n += 1
     model.train(was_training)
+    if world > 1:
+        total = _sum_over_ranks(total)[0]
     if n == 0:
         raise ValueError("the validation loader yielded no batches")
     return total / n
@@ -205,7 +250,7 @@ def _check_args(steps, epochs, lr, weight_decay, warmup, min_lr_ratio, grad_clip
 def train(model, train_loader, val_loader, *, steps=None, epochs=None, lr=4e-4, weight_decay=0.1,
           warmup=0, min_lr_ratio=0.1, grad_clip=1.0, accum=1, eval_every=50, eval_batches=None,
           out_dir=None, resume=False, seed=123, tokenizer=None, sample_prompt=None, progress=True,
-          sample_tokens=40, extra_state=None, log=None):
+          sample_tokens=40, extra_state=None, log=None, data_parallel=None):
     """Pretrains ``model`` on next-token prediction and returns the history dict.
 
     One optimizer step uses ``accum`` batches of ``train_loader`` (each loss scaled by
@@ -227,6 +272,9 @@ def train(model, train_loader, val_loader, *, steps=None, epochs=None, lr=4e-4, 
     previous evaluation), ``val_loss``, ``val_ppl``, ``tokens_seen`` and ``tokens_per_s``, and
     per step ``step_loss`` and ``lr``.
 
+    ``data_parallel``: None trains data-parallel when a process group of several ranks is
+    initialized (see the module's notes), False never, True insists on it.
+
     >>> import ferrotorch as torch
     >>> from ferrotorch.gpt2 import GPTModel, get_config, make_loaders
     >>> cfg = get_config("tiny", vocab_size=257, context_length=16, n_layers=1)
@@ -246,6 +294,16 @@ def train(model, train_loader, val_loader, *, steps=None, epochs=None, lr=4e-4, 
         total_steps = max(1, ((epochs or 1) * batches_per_epoch) // accum)
     eval_every = eval_every or total_steps
 
+    rank, world = _data_parallel(data_parallel)
+    net = model
+    if world > 1:
+        from ferrotorch.nn.parallel import DistributedDataParallel
+
+        net = DistributedDataParallel(model)
+    if rank != 0:  # one rank speaks and writes for the run
+        progress, log, tokenizer_for_samples = False, None, None
+    else:
+        tokenizer_for_samples = tokenizer
     optimizer = torch.optim.AdamW(param_groups(model, weight_decay), lr=lr,
                                   weight_decay=weight_decay)
     batches = _Batches(train_loader)
@@ -270,7 +328,7 @@ def train(model, train_loader, val_loader, *, steps=None, epochs=None, lr=4e-4, 
         torch.manual_seed(seed)
 
     def checkpoint():
-        if out_dir is None:
+        if out_dir is None or rank != 0:
             return
         extra = {"epoch": batches.epoch, "batch_position": batches.position,
                  "epoch_rng": batches.epoch_rng, "rng": _rng_snapshot(train_loader),
@@ -285,9 +343,10 @@ def train(model, train_loader, val_loader, *, steps=None, epochs=None, lr=4e-4, 
 
     def run_eval():
         with _ForkedRNG():
-            val = evaluate(model, val_loader, eval_batches) if val_loader is not None else None
+            val = (evaluate(model, val_loader, eval_batches, _shard=(rank, world))
+                   if val_loader is not None else None)
             sample = None
-            if tokenizer is not None and sample_prompt:
+            if tokenizer_for_samples is not None and sample_prompt:
                 sample = _sample(model, tokenizer, sample_prompt, sample_tokens)
         elapsed = time.perf_counter() - run_start
         history["steps"].append(step)
@@ -309,13 +368,20 @@ def train(model, train_loader, val_loader, *, steps=None, epochs=None, lr=4e-4, 
             for group in optimizer.param_groups:
                 group["lr"] = lr * factor
             step_loss = 0.0
-            for _ in range(accum):
+            for i in range(accum):
                 x, y = batches.next()
-                loss = _loss(model, x, y)
-                (loss / accum).backward()
+                if world == 1:
+                    loss = _loss(model, x, y)
+                    (loss / accum).backward()
+                else:  # gradients are averaged at the last micro-batch only
+                    with net.no_sync() if i < accum - 1 else contextlib.nullcontext():
+                        loss = _share_loss(net, x, y, rank, world)
+                        (loss / accum).backward()
                 step_loss += loss.item() / accum
                 run_tokens += x.numel()
                 tokens_seen += x.numel()
+            if world > 1:
+                step_loss = _sum_over_ranks(step_loss)[0] / world
             if grad_clip is not None:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
             optimizer.step()
@@ -348,7 +414,7 @@ def train(model, train_loader, val_loader, *, steps=None, epochs=None, lr=4e-4, 
     finally:
         if bar is not None:
             bar.close()
-    if out_dir is not None:
+    if out_dir is not None and rank == 0:
         plot_history(history, os.path.join(os.fspath(out_dir), "loss.png"))
     history["time_s"] = time.perf_counter() - run_start
     history["out_dir"] = os.fspath(out_dir) if out_dir is not None else None

@@ -6,7 +6,7 @@
 torch.Size([2, 1])
 """
 
-from ferrotorch.nn import functional, init, utils  # noqa: F401
+from ferrotorch.nn import functional, init, parallel, utils  # noqa: F401
 from ferrotorch.nn.activation import GELU, LogSoftmax, ReLU, Sigmoid, SiLU, Softmax, Softplus, Tanh
 from ferrotorch.nn.attention import MultiheadAttention
 from ferrotorch.nn.container import ModuleDict, ModuleList, Sequential

@@ -50,8 +50,10 @@ impl PyNode {
     }
 }
 
-fn py_err(e: PyErr) -> Error {
-    Error::runtime(Python::attach(|py| {
+/// A Python exception raised inside a callback, carried through the core unchanged (it is
+/// raised again, with its type and traceback, when the error reaches Python).
+pub(crate) fn py_err(e: PyErr) -> Error {
+    let msg = Python::attach(|py| {
         let msg = e.value(py).str().map(|s| s.to_string()).unwrap_or_default();
         format!(
             "{}: {msg}",
@@ -60,7 +62,23 @@ fn py_err(e: PyErr) -> Error {
                 .map(|n| n.to_string())
                 .unwrap_or_default()
         )
-    }))
+    });
+    Error::Foreign {
+        msg,
+        payload: Arc::new(e),
+    }
+}
+
+/// Wraps a Python callable `hook(tensor)` run after a leaf's `.grad` is accumulated; what it
+/// returns is ignored, as in torch.
+pub fn py_post_accumulate_hook(hook: Py<PyAny>) -> GradHook {
+    Arc::new(move |t: &Tensor| -> Result<Option<Tensor>> {
+        Python::attach(|py| {
+            let arg = new_py(py, t.clone()).map_err(py_err)?;
+            hook.call1(py, (arg,)).map_err(py_err)?;
+            Ok(None)
+        })
+    })
 }
 
 /// Wraps a Python callable `hook(grad) -> Tensor | None` for the core.

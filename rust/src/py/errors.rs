@@ -10,6 +10,10 @@ impl From<Error> for PyErr {
     fn from(e: Error) -> PyErr {
         let msg = e.to_string();
         match e {
+            Error::Foreign { payload, .. } => match payload.downcast_ref::<PyErr>() {
+                Some(original) => pyo3::Python::attach(|py| original.clone_ref(py)),
+                None => PyRuntimeError::new_err(msg),
+            },
             Error::DimOutOfRange { .. } | Error::IndexOutOfRange { .. } | Error::Index(_) => {
                 PyIndexError::new_err(msg)
             }

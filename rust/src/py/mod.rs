@@ -513,6 +513,16 @@ fn _live_storages() -> (usize, usize) {
     crate::storage::live_stats()
 }
 
+/// Queues `callback()` to run when the backward pass now running on this thread ends
+/// (torch's `Variable._execution_engine.queue_callback`).
+#[pyfunction]
+fn _queue_backward_callback(callback: Py<PyAny>) -> PyResult<()> {
+    let cb: crate::backprop::FinalCallback = Box::new(move || {
+        Python::attach(|py| callback.call0(py).map(|_| ()).map_err(autograd::py_err))
+    });
+    Ok(crate::backprop::queue_callback(cb)?)
+}
+
 #[pymodule]
 fn _C(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
@@ -526,6 +536,7 @@ fn _C(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(set_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(_fma_peak_gflops, m)?)?;
     m.add_function(wrap_pyfunction!(_live_storages, m)?)?;
+    m.add_function(wrap_pyfunction!(_queue_backward_callback, m)?)?;
     m.add_function(wrap_pyfunction!(from_numpy, m)?)?;
     m.add_function(wrap_pyfunction!(zeros, m)?)?;
     m.add_function(wrap_pyfunction!(ones, m)?)?;

@@ -347,6 +347,33 @@ impl PyTensor {
     fn _remove_hook(&self, id: usize) {
         self.t.remove_hook(id);
     }
+    fn _remove_post_accumulate_grad_hook(&self, id: usize) {
+        self.t.remove_post_accumulate_hook(id);
+    }
+    /// Registers `hook(tensor)`, called with this leaf once backward has accumulated its
+    /// `.grad`; returns its id for `_remove_post_accumulate_grad_hook`.
+    fn _register_post_accumulate_grad_hook(&self, hook: Py<PyAny>) -> PyResult<usize> {
+        if !self.t.requires_grad() {
+            return Err(PyRuntimeError::new_err(
+                "cannot register a hook on a tensor that doesn't require gradient",
+            ));
+        }
+        if !self.t.is_leaf() {
+            return Err(PyRuntimeError::new_err(format!(
+                "post accumulate grad hooks cannot be registered on non-leaf tensors (this tensor of shape {:?} was made by {})",
+                self.t.shape(),
+                self.t.node().map_or("an op", |n| n.name)
+            )));
+        }
+        Ok(self
+            .t
+            .register_post_accumulate_hook(super::autograd::py_post_accumulate_hook(hook)))
+    }
+    /// Marks the storage as written from outside (a collective writing through shared
+    /// memory), so autograd's in-place check sees the change.
+    fn _bump_version(&self) {
+        self.t.storage().bump_version();
+    }
     #[getter]
     fn retains_grad(&self) -> bool {
         self.t.retains_grad()

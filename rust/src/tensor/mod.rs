@@ -46,6 +46,8 @@ struct GradMeta {
     /// Writes through this tensor are hidden from the version counter (`.data`).
     untracked: bool,
     hooks: Mutex<Vec<Option<GradHook>>>,
+    /// Called with the tensor itself once backward has accumulated into its `.grad` (leaves).
+    post_accumulate_hooks: Mutex<Vec<Option<GradHook>>>,
 }
 
 /// A hook on a tensor's gradient: may return a replacement gradient.
@@ -170,6 +172,28 @@ impl Tensor {
     pub fn hooks(&self) -> Vec<GradHook> {
         let hooks = self.0.grad.hooks.lock().unwrap_or_else(|e| e.into_inner());
         hooks.iter().flatten().cloned().collect()
+    }
+    /// Registers a hook run with this leaf after backward has stored its `.grad` (what
+    /// data-parallel training uses to start reducing a gradient as soon as it is final).
+    pub fn register_post_accumulate_hook(&self, hook: GradHook) -> usize {
+        let mut hooks = self.post_hook_list();
+        hooks.push(Some(hook));
+        hooks.len() - 1
+    }
+    pub fn remove_post_accumulate_hook(&self, id: usize) {
+        if let Some(h) = self.post_hook_list().get_mut(id) {
+            *h = None;
+        }
+    }
+    pub fn post_accumulate_hooks(&self) -> Vec<GradHook> {
+        self.post_hook_list().iter().flatten().cloned().collect()
+    }
+    fn post_hook_list(&self) -> std::sync::MutexGuard<'_, Vec<Option<GradHook>>> {
+        self.0
+            .grad
+            .post_accumulate_hooks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
     }
 
     /// `.data`: like `detach`, and in-place writes through it are not seen by autograd's

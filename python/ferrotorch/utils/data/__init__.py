@@ -19,6 +19,7 @@ from ferrotorch.utils.data.dataset import (
     TensorDataset,
     random_split,
 )
+from ferrotorch.utils.data.distributed import DistributedSampler
 from ferrotorch.utils.data.sampler import (
     BatchSampler,
     RandomSampler,
@@ -34,6 +35,7 @@ __all__ = [
     "ConcatDataset",
     "DataLoader",
     "Dataset",
+    "DistributedSampler",
     "IterableDataset",
     "RandomSampler",
     "Sampler",
