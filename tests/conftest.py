@@ -56,14 +56,22 @@ def dtype_name(d):
     return str(d).replace("torch.", "")
 
 
+# The device the differential tests put ferrotorch's inputs on: "cpu" (the native backend, the
+# default) or another device of the torch backend, e.g.
+# `FERROTORCH_TEST_DEVICE=torch:cpu pytest tests/test_crosscheck_ops.py` runs the same
+# comparisons through torch's kernels behind ferrotorch's API and tape.
+DEVICE = os.environ.get("FERROTORCH_TEST_DEVICE", "cpu")
+ft.set_default_device(DEVICE)  # tensors a test makes itself go there too
+
+
 def to_numpy(x):
     """Values of a ferrotorch or torch tensor as a numpy array (half types widened)."""
     if isinstance(x, torch.Tensor):
         if x.dtype in (torch.bfloat16, torch.float16):
             x = x.float()
-        return x.detach().numpy().copy()
+        return x.detach().cpu().numpy().copy()
     if isinstance(x, ft.Tensor):
-        x = x.detach()
+        x = x.detach().cpu()
         if x.dtype in (ft.bfloat16, ft.float16):
             x = x.float()
         return np.array(x.numpy(), copy=True)
@@ -74,8 +82,8 @@ def to_ft(t):
     """A ferrotorch tensor with the values of a torch tensor."""
     name = dtype_name(t.dtype)
     if name in ("bfloat16", "float16"):
-        return ft.tensor(t.float().numpy()).to(DTYPES[name][0])
-    return ft.tensor(t.detach().numpy())
+        return ft.tensor(t.float().numpy()).to(DTYPES[name][0]).to(DEVICE)
+    return ft.tensor(t.detach().numpy()).to(DEVICE)
 
 
 def assert_same(ours, theirs, rtol=None, atol=None, check_dtype=True):
@@ -89,6 +97,7 @@ def assert_same(ours, theirs, rtol=None, atol=None, check_dtype=True):
         assert ours == pytest.approx(theirs, rel=rtol or 1e-6, abs=atol or 1e-6, nan_ok=True)
         return
     assert isinstance(ours, ft.Tensor), f"expected a ferrotorch Tensor, got {type(ours)}"
+    assert str(ours.device) == DEVICE, f"the result is on {ours.device}, the inputs on {DEVICE}"
     assert tuple(ours.shape) == tuple(theirs.shape), f"shape {tuple(ours.shape)} != torch {tuple(theirs.shape)}"
     name = dtype_name(theirs.dtype)
     if check_dtype:
@@ -107,7 +116,7 @@ def make_layout(t, layout, M=torch):
     if layout == "transposed":
         return t.transpose(0, -1).contiguous().transpose(0, -1) if t.dim() >= 2 else t
     if layout == "sliced":
-        big = M.zeros(*(2 * s + 1 for s in t.shape), dtype=t.dtype)
+        big = M.zeros(*(2 * s + 1 for s in t.shape), dtype=t.dtype, device=t.device)
         idx = tuple(slice(1, None, 2) for _ in t.shape)
         big[idx] = t
         return big[idx]

@@ -1524,7 +1524,7 @@ def test_negative_zero_gradients_reach_leaves_through_views():
     g = ft.tensor([[1.0, -1.0]])
     (x @ w.t()).backward(g)
     (torch.tensor(x.tolist()) @ tw.t()).backward(torch.tensor(g.tolist()))
-    assert w.grad.numpy().tobytes() == tw.grad.numpy().tobytes()
+    assert w.grad.cpu().numpy().tobytes() == tw.grad.cpu().numpy().tobytes()
 
 
 def test_tensors_deepcopy_and_pickle():

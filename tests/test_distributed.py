@@ -93,7 +93,7 @@ def _single_process(lib, init, world):
     names = list(params)
     opt = lib.optim.AdamW([params[k] for k in names], lr=0.05, weight_decay=0.1)
     x, y = ddp_worker.data()
-    x, y = lib.tensor(x.numpy()), lib.tensor(y.numpy())
+    x, y = lib.tensor(x.cpu().numpy()), lib.tensor(y.cpu().numpy())
     for accum in ddp_worker.SCHEDULE:
         micro = x.shape[0] // accum
         for m in range(accum):
@@ -104,7 +104,7 @@ def _single_process(lib, init, world):
             loss.backward()
         opt.step()
         opt.zero_grad()
-    return {k: params[k].detach().numpy() for k in names}
+    return {k: params[k].detach().cpu().numpy() for k in names}
 
 
 def test_ddp_matches_single_process_full_batch(tmp_path):
@@ -237,6 +237,6 @@ def test_gpt2_runner_under_torchrun_matches_one_process(tmp_path):
     two, _ = load_model(runs["two"][1])
     start = ft.gpt2.GPTModel(CFG)
     for (k, a), (_, b) in zip(one.state_dict().items(), two.state_dict().items()):
-        np.testing.assert_allclose(b.numpy(), a.numpy(), rtol=1e-4, atol=1e-5, err_msg=k)
-    assert any(not np.allclose(a.numpy(), b.numpy())
+        np.testing.assert_allclose(b.cpu().numpy(), a.cpu().numpy(), rtol=1e-4, atol=1e-5, err_msg=k)
+    assert any(not np.allclose(a.cpu().numpy(), b.cpu().numpy())
                for a, b in zip(one.state_dict().values(), start.state_dict().values()))

@@ -84,7 +84,7 @@ def test_layer_norm_half_types_compute_in_float():
         y = _C.layer_norm(x.to(dt), [8])
         yt = torch.nn.functional.layer_norm(xt.to(tdt), (8,))
         assert y.dtype == dt
-        np.testing.assert_allclose(y.float().numpy(), yt.float().numpy(), rtol=2e-2, atol=2e-2)
+        np.testing.assert_allclose(y.float().cpu().numpy(), yt.float().cpu().numpy(), rtol=2e-2, atol=2e-2)
 
 
 def test_layer_norm_errors():
@@ -391,7 +391,7 @@ def test_attention_fully_masked_row_gives_zeros():
     out = _C._attention(q, k, v, mask, False, 0.5)
     assert out[0, 1].abs().sum().item() == 0.0
     out.sum().backward()
-    assert all(np.isfinite(t.grad.numpy()).all() for t in (q, k, v))
+    assert all(np.isfinite(t.grad.cpu().numpy()).all() for t in (q, k, v))
 
 
 def test_attention_errors():

@@ -161,6 +161,8 @@ def test_tensor_of_very_deep_list_does_not_crash():
     ([2**40], "int32"),
     ([float("nan")], "int64"),
     ([float("inf")], "int64"),
+    ([2.0**63], "int64"),  # int64's max rounds up to 2**63 as a float, which does not fit
+    (2.0**63, "int64"),
 ])
 def test_tensor_out_of_range_value_for_dtype_is_a_runtime_error(data, dtype):
     with pytest.raises(RuntimeError):

@@ -155,7 +155,7 @@ def _errors(tmp_path, saved_run):
         (["train", "--lr", "abc"], 2, "--lr: expected a number"),
         (["train", "--lr", "-1"], 2, "--lr: expected a number in"),
         (["train", "--steps", "2", "--epochs", "1"], 2, "not allowed with"),
-        (["train", "--device", "cuda"], 2, "CPU only"),
+        (["train", "--device", "cuda"], 2, "no CUDA GPU is available"),
         (["train", "--tokenizer", "sentencepiece"], 2, "invalid choice"),
         (["train", "--data", missing, "--out", str(tmp_path / "o1")], 1, "no such file"),
         (["train", "--config", "tiny", "--seq-len", "4096", "--out", str(tmp_path / "o2")], 2,
@@ -172,7 +172,7 @@ def _errors(tmp_path, saved_run):
          "prompt is 40 tokens long, more than the model's context length of 32"),
         (["generate", "--checkpoint", run_dir, "--tokenizer", "gpt2"], 1,
          "the gpt2 tokenizer has 50257 tokens but the model only 257"),
-        (["generate", "--checkpoint", run_dir, "--device", "mps"], 2, "CPU only"),
+        (["generate", "--checkpoint", run_dir, "--device", "mps"], 2, "MPS is not available"),
         (["frobnicate"], 2, "invalid choice"),
     ]
 

@@ -33,7 +33,7 @@ def prompt(batch, length, seed=0, vocab=TINY["vocab_size"]):
 
 
 def to_torch(t):
-    return torch.from_numpy(t.detach().numpy().copy())
+    return torch.from_numpy(t.detach().cpu().numpy().copy())
 
 
 def last_logits(model, tokens, ctx=CTX):

@@ -247,7 +247,7 @@ def test_kv_cache_equals_full_recomputation(hf_models, dtype):
         assert tuple(cache.layers[0].keys.shape) == (2, 4, 20, 16)
     stepwise = ft.cat(parts, dim=1)
     assert_same(stepwise, expected, dtype)
-    assert_same(stepwise, torch.from_numpy(np.array(full.numpy())), dtype)
+    assert_same(stepwise, torch.from_numpy(np.array(full.cpu().numpy())), dtype)
 
 
 def test_context_length_errors():

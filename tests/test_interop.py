@@ -237,3 +237,11 @@ def test_dlpack_protocol_details():
 class _Once:
     def __init__(self, c):
         self.c = c
+
+
+def test_zero_dim_bfloat16_to_torch():
+    # numpy turns 0-d arithmetic into scalars; the bit move must keep an array
+    for v in (1.5, -0.0, float("inf")):
+        t = ft.tensor(v, dtype=ft.bfloat16).to_torch()
+        assert t.shape == () and t.dtype == torch.bfloat16
+        assert t.item() == torch.tensor(v, dtype=torch.bfloat16).item() or v != v

@@ -366,4 +366,4 @@ def test_matmul_signs_of_zeros_like_torch(m, k, n, transposed):
     ours = to_ft(ta.contiguous()).t().contiguous().t() if transposed else to_ft(ta)
     theirs = ta @ tb
     got = ours @ to_ft(tb)
-    assert got.numpy().tobytes() == theirs.numpy().tobytes()
+    assert got.cpu().numpy().tobytes() == theirs.numpy().tobytes()

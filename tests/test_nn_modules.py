@@ -39,7 +39,7 @@ def ft_state(module):
 
 
 def torch_state(module):
-    return OrderedDict((k, torch.from_numpy(np.array(v.numpy()))) for k, v in
+    return OrderedDict((k, torch.from_numpy(np.array(v.cpu().numpy()))) for k, v in
                        module.state_dict().items())
 
 
@@ -263,7 +263,7 @@ def test_deepcopy_gives_an_independent_module():
     for p, q in zip(ours.parameters(), twin_.parameters()):
         assert isinstance(q, ft.nn.Parameter) and q.requires_grad
         assert p.data_ptr() != q.data_ptr()
-        np.testing.assert_array_equal(p.detach().numpy(), q.detach().numpy())
+        np.testing.assert_array_equal(p.detach().cpu().numpy(), q.detach().cpu().numpy())
 
 
 def test_parameter_basics():
@@ -276,7 +276,7 @@ def test_parameter_basics():
     assert ft.nn.Parameter().shape == torch.nn.Parameter().shape
     assert repr(p).startswith("Parameter containing:\ntensor(")
     (p * 2).sum().backward()
-    tp = torch.nn.Parameter(torch.tensor(data.numpy()))
+    tp = torch.nn.Parameter(torch.tensor(data.cpu().numpy()))
     (tp * 2).sum().backward()
     _assert_same(p.grad, tp.grad)
 

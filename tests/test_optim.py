@@ -227,7 +227,7 @@ def test_state_dict_round_trip_resumes_identically(name, options, dtype):
 
     theirs, topt = train(torch, name, options, dtype, steps=20)
     for a, b in zip(resumed, params):  # bit for bit what the uninterrupted run gave
-        assert np.array_equal(a.detach().numpy(), b.detach().numpy())
+        assert np.array_equal(a.detach().cpu().numpy(), b.detach().cpu().numpy())
     assert_same(detached(resumed), detached(theirs))
     assert_state_same(fresh, topt)
 
@@ -413,8 +413,8 @@ def test_state_is_keyed_by_parameter():
     opt.step()
     assert set(map(id, opt.state)) == set(map(id, params))
     assert list(opt.state[params[0]]) == ["momentum_buffer"]
-    assert np.array_equal(opt.state[params[0]]["momentum_buffer"].numpy(),
-                          params[0].grad.numpy())
+    assert np.array_equal(opt.state[params[0]]["momentum_buffer"].cpu().numpy(),
+                          params[0].grad.cpu().numpy())
 
 
 @pytest.mark.parametrize("make", [

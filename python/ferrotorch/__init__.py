@@ -17,6 +17,7 @@ from ferrotorch import (  # noqa: E402,F401,I001  (subpackages need the names ab
     _C,
     _tensor,  # noqa: F401  (attaches methods to Tensor)
     autograd,
+    backends,
     cuda,
     distributed,
     nn,
@@ -139,6 +140,17 @@ def get_default_dtype():
     return float32
 
 
+def set_default_device(device):
+    """Puts tensors made without ``device=`` on ``device`` (None: back to ``"cpu"``), like
+    torch's; ``torch:cpu`` runs everything through the torch backend."""
+    _C.set_default_device(device)
+
+
+def get_default_device():
+    """The device tensors made without ``device=`` go to."""
+    return device(_C._default_device())
+
+
 def result_type(tensor1, tensor2):
     """The dtype an op on the two operands produces (torch's promotion rules)."""
     return (_as_operand(tensor1) + _as_operand(tensor2)).dtype
@@ -221,14 +233,14 @@ def as_tensor(data, dtype=None, device=None):
     return tensor(data, dtype=dtype, device=device)
 
 
-def rand_like(input, *, dtype=None, generator=None, requires_grad=False, **_):
+def rand_like(input, *, dtype=None, device=None, generator=None, requires_grad=False, **_):
     return rand(input.shape, dtype=dtype or input.dtype, generator=generator,
-                requires_grad=requires_grad)
+                device=device or input.device, requires_grad=requires_grad)
 
 
-def randn_like(input, *, dtype=None, generator=None, requires_grad=False, **_):
+def randn_like(input, *, dtype=None, device=None, generator=None, requires_grad=False, **_):
     return randn(input.shape, dtype=dtype or input.dtype, generator=generator,
-                 requires_grad=requires_grad)
+                 device=device or input.device, requires_grad=requires_grad)
 
 
 def equal(input, other):
@@ -261,10 +273,11 @@ def randint(*args, low=None, high=None, size=None, **kwargs):
     return _C.randint(*args, **kwargs)
 
 
-def randint_like(input, low=0, high=None, *, dtype=None, generator=None, **_):
+def randint_like(input, low=0, high=None, *, dtype=None, device=None, generator=None, **_):
     if high is None:
         low, high = 0, low
-    return randint(low, high, input.shape, dtype=dtype or input.dtype, generator=generator)
+    return randint(low, high, input.shape, dtype=dtype or input.dtype, generator=generator,
+                   device=device or input.device)
 
 
 def normal(mean, std, size=None, *, generator=None, dtype=None, **_):

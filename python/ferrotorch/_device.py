@@ -1,4 +1,6 @@
-"""`ferrotorch.device`: where a tensor lives. The native backend is the CPU."""
+"""`ferrotorch.device`: where a tensor lives. ``"cpu"`` is the native backend (ferrotorch's own
+kernels); ``"cuda"``, ``"mps"`` and ``"torch:cpu"`` (torch's CPU, which runs the torch backend
+without a GPU) are the torch backend, where torch's kernels compute behind the same API."""
 
 
 class device:
@@ -14,7 +16,12 @@ class device:
         if isinstance(type, device):
             type, index = type.type, type.index
         type = str(type)
-        if ":" in type:
+        if type in ("torch:cpu", "torch:cpu:0"):  # torch's CPU, through the torch backend
+            type = "torch:cpu"
+            if index not in (None, 0):
+                raise RuntimeError(f"torch:cpu has no device {index}")
+            index = None
+        elif ":" in type:
             if index is not None:
                 raise ValueError(
                     f"device string {type!r} already has an index; got index={index}"
@@ -23,9 +30,9 @@ class device:
             if not idx.isdigit():
                 raise RuntimeError(f"Invalid device string: '{type}:{idx}'")
             index = int(idx)
-        if type not in ("cpu", "cuda", "mps", "meta"):
+        if type not in ("cpu", "torch:cpu", "cuda", "mps", "meta"):
             raise RuntimeError(
-                "Expected one of cpu, cuda, mps, meta device type at start of device "
+                "Expected one of cpu, torch:cpu, cuda, mps, meta device type at start of device "
                 f"string: {type}"
             )
         self.type = type

@@ -70,7 +70,12 @@ def from_torch(t):
         raise TypeError(f"from_torch(): only strided tensors are supported, got {t.layout}")
     src = t.detach().resolve_conj().resolve_neg()
     if src.device.type != "cpu":
-        src = src.cpu()
+        # A GPU tensor stays where it is: a ferrotorch tensor of the torch backend on that
+        # device, sharing its memory when contiguous.
+        out = _C._wrap_torch(src, str(src.device))
+        if t.requires_grad:
+            out.requires_grad_(True)
+        return out
     name = _dtype_name(src.dtype)
     if name == "bfloat16":
         out = _C.from_numpy(src.float().numpy()).to(_C.bfloat16)
@@ -101,10 +106,14 @@ def to_torch(self):
     if not isinstance(self, Tensor):
         raise TypeError(f"to_torch(): expected a ferrotorch Tensor, got {type(self).__name__}")
     src = self.detach()
-    if src.dtype == _C.bfloat16:
+    view = src._torch_view()
+    if view is not None:  # a torch-backend device: the torch tensor itself (shared memory)
+        out = view.detach()
+    elif src.dtype == _C.bfloat16:
         # The float32 copy holds the bfloat16 bits in its upper half; moving the bits (instead
         # of torch's float->bfloat16 cast, which rewrites NaN payloads) keeps every value.
-        bits = np.asarray(src.float()).view(np.uint32) >> np.uint32(16)
+        # (np.asarray keeps a 0-d result an array: numpy turns 0-d arithmetic into scalars)
+        bits = np.asarray(np.asarray(src.float()).view(np.uint32) >> np.uint32(16))
         out = torch.from_numpy(bits.astype(np.uint16).view(np.int16)).view(torch.bfloat16)
     else:
         out = torch.from_numpy(np.asarray(src))
@@ -126,9 +135,18 @@ def dlpack(self, *, stream=None, max_version=None, dl_device=None, copy=None):
         raise RuntimeError(
             "Can't export tensors that require gradient, use tensor.detach() "
             f"(tensor of shape {tuple(self.shape)}, dtype {self.dtype})")
+    kwargs = {} if max_version is None else {"max_version": max_version}
+    view = self._torch_view()
+    if view is not None:  # a torch-backend device: torch exports its own tensor
+        if dl_device is not None:
+            kwargs["dl_device"] = dl_device
+        if copy is not None:
+            kwargs["copy"] = copy
+        if stream is not None:
+            kwargs["stream"] = stream
+        return view.__dlpack__(**kwargs)
     if dl_device is not None and tuple(dl_device) != (_DL_CPU, 0):
         raise BufferError(f"__dlpack__: cannot export a CPU tensor to device {tuple(dl_device)}")
-    kwargs = {} if max_version is None else {"max_version": max_version}
     if self.dtype == _C.bfloat16:
         if copy is False:
             raise BufferError(
@@ -142,8 +160,10 @@ def dlpack(self, *, stream=None, max_version=None, dl_device=None, copy=None):
 
 
 def dlpack_device(self):
-    """``Tensor.__dlpack_device__``: ``(kDLCPU, 0)``, where ferrotorch's tensors live."""
-    return (_DL_CPU, 0)
+    """``Tensor.__dlpack_device__``: ``(kDLCPU, 0)`` for the native CPU, else the device of the
+    torch tensor that holds the elements."""
+    view = self._torch_view()
+    return (_DL_CPU, 0) if view is None else tuple(view.__dlpack_device__())
 
 
 class _Capsule:
@@ -177,11 +197,7 @@ def from_dlpack(ext_tensor):
             raise RuntimeError(
                 "Can't export tensors that require gradient, use tensor.detach() "
                 f"(torch tensor of shape {tuple(ext_tensor.shape)})")
-        if ext_tensor.device.type != "cpu":
-            raise RuntimeError(
-                f"from_dlpack(): the tensor is on {ext_tensor.device}; ferrotorch tensors live "
-                "on the CPU: move it with .cpu() first")
-        return from_torch(ext_tensor)
+        return from_torch(ext_tensor)  # GPU tensors stay on their device
     if type(ext_tensor).__name__ == "PyCapsule":
         if torch is not None:  # torch reads every dtype, bfloat16 included
             return from_torch(torch.from_dlpack(ext_tensor))
@@ -193,6 +209,8 @@ def from_dlpack(ext_tensor):
     if isinstance(ext_tensor, Tensor):
         return ext_tensor.detach()
     device = tuple(ext_tensor.__dlpack_device__())
+    if device[0] != _DL_CPU and torch is not None:  # a GPU array (CuPy, JAX...): through torch
+        return from_torch(torch.from_dlpack(ext_tensor))
     if device[0] != _DL_CPU:
         raise RuntimeError(
             f"from_dlpack(): the data is on DLPack device {device} (type {device[0]}); ferrotorch "

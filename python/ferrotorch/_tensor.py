@@ -314,24 +314,28 @@ def _type_as(self, other):
     return self.to(other.dtype)
 
 
-def _new_zeros(self, *size, dtype=None, requires_grad=False, **_):
-    return _C.zeros(*size, dtype=dtype or self.dtype, requires_grad=requires_grad)
+def _new_zeros(self, *size, dtype=None, device=None, requires_grad=False, **_):
+    return _C.zeros(*size, dtype=dtype or self.dtype, device=device or self.device,
+                    requires_grad=requires_grad)
 
 
-def _new_ones(self, *size, dtype=None, requires_grad=False, **_):
-    return _C.ones(*size, dtype=dtype or self.dtype, requires_grad=requires_grad)
+def _new_ones(self, *size, dtype=None, device=None, requires_grad=False, **_):
+    return _C.ones(*size, dtype=dtype or self.dtype, device=device or self.device,
+                   requires_grad=requires_grad)
 
 
-def _new_full(self, size, fill_value, *, dtype=None, requires_grad=False, **_):
-    return _C.full(size, fill_value, dtype=dtype or self.dtype, requires_grad=requires_grad)
+def _new_full(self, size, fill_value, *, dtype=None, device=None, requires_grad=False, **_):
+    return _C.full(size, fill_value, dtype=dtype or self.dtype, device=device or self.device,
+                   requires_grad=requires_grad)
 
 
-def _new_empty(self, *size, dtype=None, requires_grad=False, **_):
-    return _new_zeros(self, *size, dtype=dtype, requires_grad=requires_grad)
+def _new_empty(self, *size, dtype=None, device=None, requires_grad=False, **_):
+    return _new_zeros(self, *size, dtype=dtype, device=device, requires_grad=requires_grad)
 
 
-def _new_tensor(self, data, *, dtype=None, requires_grad=False, **_):
-    return _C.tensor(data, dtype=dtype or self.dtype, requires_grad=requires_grad)
+def _new_tensor(self, data, *, dtype=None, device=None, requires_grad=False, **_):
+    return _C.tensor(data, dtype=dtype or self.dtype, device=device or self.device,
+                     requires_grad=requires_grad)
 
 
 def _repeat(self, *sizes):

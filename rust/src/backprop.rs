@@ -214,20 +214,17 @@ fn accumulate(grads: &mut HashMap<usize, Tensor>, e: &Edge, g: Tensor) -> Result
 }
 
 /// `.grad += g` (a fresh contiguous tensor the first time, like torch).
+/// Atomic per tensor: backward passes running in several threads into one leaf all add up.
 fn store_grad(t: &Tensor, g: Tensor) -> Result<()> {
     let g = fit(t, g)?;
-    let new = match t.grad() {
-        Some(prev) => prev.binary_t(B::Add, &g)?,
-        None => {
-            if op::is_grad_enabled() {
-                g
-            } else {
-                g.contiguous_copy()
-            }
-        }
-    };
-    t.set_grad(Some(new));
-    Ok(())
+    t.update_grad(|prev| match prev {
+        Some(prev) => prev.binary_t(B::Add, &g),
+        None => Ok(if op::is_grad_enabled() {
+            g
+        } else {
+            g.contiguous_copy()
+        }),
+    })
 }
 
 /// A gradient in the tensor's dtype and shape.
@@ -536,7 +533,7 @@ fn grad_of(op: &Op, g: &Tensor) -> Result<Vec<Option<Tensor>>> {
             } else {
                 (g.unsqueeze(d)?, indices.unsqueeze(d)?)
             };
-            let zeros = Tensor::zeros(x.shape(), g.dtype())?;
+            let zeros = Tensor::full_on(x.shape(), Scalar::Int(0), g.dtype(), g.device())?;
             vec![Some(zeros.scatter_add(d, &ik.contiguous_copy(), &gk)?)]
         }
         Op::Softmax { out, dim, log, .. } if !op::is_grad_enabled() => {
@@ -599,7 +596,7 @@ fn grad_of(op: &Op, g: &Tensor) -> Result<Vec<Option<Tensor>>> {
             out
         }
         Op::Gather { x, dim, index } => {
-            let zeros = Tensor::zeros(x.shape(), g.dtype())?;
+            let zeros = Tensor::full_on(x.shape(), Scalar::Int(0), g.dtype(), g.device())?;
             vec![Some(zeros.scatter_add(*dim, index, g)?)]
         }
         Op::ScatterAdd {
@@ -609,7 +606,7 @@ fn grad_of(op: &Op, g: &Tensor) -> Result<Vec<Option<Tensor>>> {
             src: _,
         } => vec![Some(g.clone()), Some(g.gather(*dim, index)?)],
         Op::Index { x, index } => {
-            let zeros = Tensor::zeros(x.shape(), g.dtype())?;
+            let zeros = Tensor::full_on(x.shape(), Scalar::Int(0), g.dtype(), g.device())?;
             vec![Some(zeros.index_put(index, g, true)?)]
         }
         Op::IndexPut {
@@ -633,6 +630,7 @@ fn grad_of(op: &Op, g: &Tensor) -> Result<Vec<Option<Tensor>>> {
             vec![Some(ga), Some(gb)]
         }
         Op::Cast { x } => vec![Some(g.to_dtype(x.dtype()))],
+        Op::ToDevice { x } => vec![Some(g.to_device(x.device())?)],
         Op::Clone { .. } => vec![Some(g.clone())],
         Op::CopySlices {
             base_layout,
@@ -650,7 +648,9 @@ fn grad_of(op: &Op, g: &Tensor) -> Result<Vec<Option<Tensor>>> {
                 .offsets()
                 .map(|o| if covered[o] { 0.0 } else { 1.0 })
                 .collect();
-            let keep = Tensor::from_vec(keep, base_layout.shape())?.to_dtype(g.dtype());
+            let keep = Tensor::from_vec(keep, base_layout.shape())?
+                .to_dtype(g.dtype())
+                .to_device(g.device())?;
             vec![Some(mul(g, &keep)?), Some(gsrc)]
         }
         Op::LayerNorm {
@@ -662,8 +662,11 @@ fn grad_of(op: &Op, g: &Tensor) -> Result<Vec<Option<Tensor>>> {
             shape,
             eps,
         } => {
+            // Recorded ops under create_graph (on either backend), else the fused backward.
             let (gx, gw, gb) = if crate::op::is_grad_enabled() {
                 nn::layer_norm_backward_composite(g, x, weight.as_ref(), shape, *eps)?
+            } else if !x.device().is_native() {
+                nn::layer_norm_backward_torch(g, x, weight.as_ref(), bias.as_ref(), shape, *eps)?
             } else {
                 nn::layer_norm_backward(g, x, weight.as_ref(), mean, rstd, shape)?
             };
@@ -694,7 +697,15 @@ fn grad_of(op: &Op, g: &Tensor) -> Result<Vec<Option<Tensor>>> {
                 *denom,
             );
             let gx = if crate::op::is_grad_enabled() {
+                // The torch backend's forward left the divisor to be found when needed.
+                let d = if x.device().is_native() {
+                    d
+                } else {
+                    nn::ce_denom(target, w, ii, x.shape()[1])
+                };
                 nn::cross_entropy_backward_composite(g, x, target, w, ii, s, r, d)?
+            } else if !x.device().is_native() {
+                nn::cross_entropy_backward_torch(g, x, target, w, ii, s, r)?
             } else {
                 nn::cross_entropy_backward(g, x, target, w, ii, s, r, lse, d)?
             };
@@ -714,6 +725,8 @@ fn grad_of(op: &Op, g: &Tensor) -> Result<Vec<Option<Tensor>>> {
             let (m, kp) = (mask.as_ref(), keep.as_ref());
             let (gq, gk, gv) = if crate::op::is_grad_enabled() {
                 nn::attention_backward_composite(g, q, k, v, m, *causal, *scale, kp)?
+            } else if !q.device().is_native() {
+                nn::attention_backward_torch(g, q, k, v, m, *causal, *scale, kp)?
             } else {
                 nn::attention_backward(g, q, k, v, m, *causal, *scale, kp, out, lse)?
             };

@@ -147,6 +147,10 @@ pub enum Op {
     Cast {
         x: Tensor,
     },
+    /// A move to another device (`to(device)`): the gradient moves back.
+    ToDevice {
+        x: Tensor,
+    },
     Clone {
         x: Tensor,
     },
@@ -223,6 +227,7 @@ impl Op {
             | Gather { x, .. }
             | Index { x, .. }
             | Cast { x }
+            | ToDevice { x }
             | Clone { x }
             | CrossEntropy { x, .. } => a(x),
             ViewScatter { src, .. } => a(src),
@@ -270,9 +275,12 @@ impl Op {
             | MaxDim { x, .. }
             | Cumsum { x, .. }
             | Softmax { x, .. } => vec![x.clone()],
-            View { x, .. } | Gather { x, .. } | Index { x, .. } | Cast { x } | Clone { x } => {
-                vec![x.clone()]
-            }
+            View { x, .. }
+            | Gather { x, .. }
+            | Index { x, .. }
+            | Cast { x }
+            | ToDevice { x }
+            | Clone { x } => vec![x.clone()],
             ViewScatter { src, .. } => vec![src.clone()],
             Matmul { a, b } => vec![a.clone(), b.clone()],
             Linear { x, w, b } => [x, w].into_iter().chain(b).cloned().collect(),
@@ -545,7 +553,7 @@ pub fn node_name(op: &Op) -> &'static str {
         Index { .. } => "IndexBackward0",
         IndexPut { .. } => "IndexPutBackward0",
         Where { .. } => "WhereBackward0",
-        Cast { .. } => "ToCopyBackward0",
+        Cast { .. } | ToDevice { .. } => "ToCopyBackward0",
         Clone { .. } => "CloneBackward0",
         LayerNorm { .. } => "NativeLayerNormBackward0",
         CopySlices { .. } => "CopySlices",

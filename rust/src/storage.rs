@@ -3,8 +3,10 @@
 //! belongs to us (a `Vec`) or to another owner (a numpy array) that is kept alive here, which is
 //! what makes `from_numpy` and `.numpy()` zero-copy.
 //!
-//! The device/backend switch will live here as well (Cpu today; a torch-backed storage later).
+//! A storage on a torch device holds the `torch.Tensor` that owns its memory (see `device.rs`);
+//! when that memory is host memory (`torch:cpu`) it stays readable by our kernels as well.
 
+use crate::device::Device;
 use crate::dtype::{DType, Elem};
 use crate::error::{Error, Result};
 use std::any::Any;
@@ -31,6 +33,7 @@ pub struct Storage {
     _owner: Box<dyn Any + Send + Sync>,
     /// Bumped by every in-place write; autograd compares it with the value it saved.
     version: AtomicU64,
+    device: Device,
 }
 
 // SAFETY: the buffer is plain old data owned by `_owner`; concurrent access follows torch's
@@ -53,7 +56,47 @@ impl Storage {
             dtype,
             _owner: owner,
             version: AtomicU64::new(0),
+            device: Device::Cpu,
         })
+    }
+
+    /// A storage on a torch device: `owner` is the flat `torch.Tensor` holding the `len`
+    /// elements; `host_ptr` their address when they are in host memory (else null).
+    ///
+    /// # Safety
+    /// A non-null `host_ptr` must point to `len` valid, aligned elements of `dtype` that stay
+    /// alive while `owner` lives.
+    pub unsafe fn from_device(
+        host_ptr: *mut u8,
+        len: usize,
+        dtype: DType,
+        owner: Box<dyn Any + Send + Sync>,
+        device: Device,
+    ) -> Arc<Storage> {
+        let mut s = Storage::new(host_ptr, len, dtype, owner);
+        Arc::get_mut(&mut s)
+            .expect("a new storage has one owner")
+            .device = device;
+        s
+    }
+
+    pub fn device(&self) -> Device {
+        self.device
+    }
+    /// The object that owns the memory (the `torch.Tensor` of a torch-backed storage).
+    pub fn owner(&self) -> &(dyn Any + Send + Sync) {
+        self._owner.as_ref()
+    }
+    /// Whether our kernels can address the elements (host memory).
+    pub fn is_host(&self) -> bool {
+        self.len == 0 || !self.ptr.is_null()
+    }
+    fn check_host(&self) {
+        assert!(
+            self.is_host(),
+            "kernel reached a storage on {} (a missing torch-backend dispatch)",
+            self.device
+        );
     }
 
     pub fn from_vec<T: Elem>(mut v: Vec<T>) -> Arc<Storage> {
@@ -105,6 +148,7 @@ impl Storage {
         if self.len == 0 {
             return &[];
         }
+        self.check_host();
         // SAFETY: ptr/len describe `len` initialised elements of T kept alive by `_owner`.
         unsafe { std::slice::from_raw_parts(self.ptr as *const T, self.len) }
     }
@@ -113,6 +157,7 @@ impl Storage {
     /// this storage before calling, so no shared slice is alive during the write.
     pub fn write<T: Elem>(&self, offsets: impl Iterator<Item = usize>, values: &[T]) {
         assert_eq!(T::DTYPE, self.dtype, "storage dtype mismatch");
+        self.check_host();
         let base = self.ptr as *mut T;
         for (o, &v) in offsets.zip(values) {
             assert!(o < self.len);
@@ -135,6 +180,7 @@ impl Storage {
         if self.len == 0 {
             return &mut [];
         }
+        self.check_host();
         std::slice::from_raw_parts_mut(self.ptr as *mut T, self.len)
     }
 
@@ -144,6 +190,7 @@ impl Storage {
         if values.is_empty() {
             return;
         }
+        self.check_host();
         assert!(offset + values.len() <= self.len);
         // SAFETY: bounds checked above; source and destination never overlap because `values`
         // is a fresh buffer computed before the write.

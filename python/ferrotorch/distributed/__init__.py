@@ -169,6 +169,10 @@ class _Crossing:
         if not isinstance(t, Tensor):
             raise TypeError(f"{what}: expected a ferrotorch Tensor, got {type(t).__name__}")
         self.t = t
+        view = t._torch_view()
+        if view is not None:  # a torch-backend device: its own torch tensor, any layout
+            self.shared, self.torch = True, view
+            return
         self.shared = t.is_contiguous() and t.dtype != bfloat16
         src = t.detach() if self.shared else t.detach().contiguous()
         self.torch = to_torch(src)

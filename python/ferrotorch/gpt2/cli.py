@@ -19,7 +19,7 @@ import time
 
 __all__ = ["main", "build_parser"]
 
-DEVICES = ("cpu",)
+DEVICES = ("cpu", "cuda", "mps", "torch:cpu")
 
 # train's defaults, kept apart from argparse so that `--resume` can tell what was given
 TRAIN_DEFAULTS = {
@@ -90,7 +90,8 @@ def _add_common(p):
 
 def _add_device(p):
     p.add_argument("--device", default="cpu",
-                   help="where to run; this build runs on the CPU only (default: cpu)")
+                   help="where to run: cpu (ferrotorch's kernels), cuda[:N] or mps (torch's "
+                        "kernels behind ferrotorch), torch:cpu (default: cpu)")
 
 
 def build_parser():
@@ -192,9 +193,21 @@ def build_parser():
 # *** helpers ***
 
 def _check_device(device):
-    if device.split(":")[0].lower() not in DEVICES:
-        raise UsageError(f"--device {device}: this build of ferrotorch runs on the CPU only; "
+    """The device to run on: "cpu" (ferrotorch's kernels), "cuda[:N]" or "mps" (torch's
+    kernels behind ferrotorch), "torch:cpu" (torch's CPU kernels)."""
+    import ferrotorch
+
+    try:
+        dev = ferrotorch.device(device)
+    except (RuntimeError, ValueError):
+        raise UsageError(f"--device {device}: expected one of {', '.join(DEVICES)} (cuda:N for "
+                         "another GPU)") from None
+    if dev.type == "cuda" and not ferrotorch.cuda.is_available():
+        raise UsageError(f"--device {device}: no CUDA GPU is available here (torch sees none); "
                          "use --device cpu")
+    if dev.type == "mps" and not ferrotorch.backends.mps.is_available():
+        raise UsageError(f"--device {device}: MPS is not available here; use --device cpu")
+    return str(dev)
 
 
 def _get_config(spec, **overrides):
@@ -272,8 +285,8 @@ def _train_options(args):
 
 
 def cmd_train(args):
-    _check_device(args.device)
-    rank, world = _join_torchrun()
+    args.device = _check_device(args.device)
+    rank, world = _join_torchrun(args.device)
     try:
         return _train(args, rank, world)
     finally:
@@ -283,7 +296,7 @@ def cmd_train(args):
             dist.destroy_process_group()
 
 
-def _join_torchrun():
+def _join_torchrun(device="cpu"):
     """(rank, world size): joins the process group when started by torchrun with several
     processes (its environment: RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT)."""
     try:
@@ -300,8 +313,16 @@ def _join_torchrun():
     if not dist.is_available():
         raise UsageError(f"WORLD_SIZE={world} asks for data-parallel training, which needs "
                          "torch's distributed package: `pip install torch`")
-    dist.init_process_group("gloo")
+    # nccl between GPUs, gloo otherwise; each process takes the GPU of its local rank
+    dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
     return rank, world
+
+
+def _rank_device(device):
+    """Under torchrun each process takes the GPU of its local rank (cuda:LOCAL_RANK)."""
+    if device == "cuda" and "LOCAL_RANK" in os.environ:
+        return f"cuda:{int(os.environ['LOCAL_RANK'])}"
+    return device
 
 
 def _train(args, rank, world):
@@ -348,7 +369,7 @@ def _train(args, rank, world):
         total = o["steps"] or (o["epochs"] * len(train_loader)) // o["accum"]
         o["warmup"] = total // 20
     torch.manual_seed(o["seed"])
-    model = GPTModel(cfg)
+    model = GPTModel(cfg).to(_rank_device(args.device))
     n_params = sum(p.numel() for p in model.parameters())
     source = o["data"] or "Python's documentation topics (pydoc_data)"
     say(f"model: {o['config']} ({n_params:,} parameters, context {cfg['context_length']}, "
@@ -403,8 +424,9 @@ def _load_for_generation(args):
 def cmd_generate(args):
     from ferrotorch.gpt2.generate import generate_text
 
-    _check_device(args.device)
+    device = _check_device(args.device)
     model, tokenizer_name = _load_for_generation(args)
+    model = model.to(device)
     tokenizer = _get_tokenizer(tokenizer_name)
     if tokenizer.n_vocab > model.cfg["vocab_size"]:
         raise ValueError(f"the {tokenizer.name} tokenizer has {tokenizer.n_vocab} tokens but "

@@ -96,7 +96,8 @@ class MultiHeadAttention(nn.Module):
         else:
             # is_causal is aligned top-left; a block of queries at offset `past` needs
             # query i to see keys 0..past+i
-            mask = torch.ones(num_tokens, past + num_tokens, dtype=torch.bool).tril(past)
+            mask = torch.ones(num_tokens, past + num_tokens, dtype=torch.bool,
+                              device=queries.device).tril(past)
             context = F.scaled_dot_product_attention(queries, keys, values, attn_mask=mask,
                                                      dropout_p=dropout_p)
         context = context.transpose(1, 2).contiguous().view(b, num_tokens, self.d_out)

@@ -85,10 +85,17 @@ def _share_loss(model, x, y, rank, world):
     return total * (world / y.numel())
 
 
-def _sum_over_ranks(*values):
+def _device_of(model):
+    """Where the model's parameters are (batches go there)."""
+    p = next(iter(model.parameters()), None)
+    return p.device if p is not None else torch.device("cpu")
+
+
+def _sum_over_ranks(*values, device="cpu"):
+    """The values summed over the ranks (on ``device``: nccl reduces GPU tensors only)."""
     from ferrotorch import distributed as dist
 
-    t = torch.tensor(values, dtype=torch.float64)
+    t = torch.tensor(values, dtype=torch.float64, device=device)
     dist.all_reduce(t)
     return t.tolist()
 
@@ -112,17 +119,18 @@ def evaluate(model, loader, max_batches=None, _shard=(0, 1)):
     rank, world = _shard
     was_training = model.training
     model.eval()
+    device = _device_of(model)
     total, n = 0.0, 0
     with torch.no_grad():
         for i, (x, y) in enumerate(loader):
             if max_batches is not None and i >= max_batches:
                 break
             if i % world == rank:
-                total += _loss(model, x, y).item()
+                total += _loss(model, x.to(device), y.to(device)).item()
             n += 1
     model.train(was_training)
     if world > 1:
-        total = _sum_over_ranks(total)[0]
+        total = _sum_over_ranks(total, device=device)[0]
     if n == 0:
         raise ValueError("the validation loader yielded no batches")
     return total / n
@@ -295,6 +303,7 @@ def train(model, train_loader, val_loader, *, steps=None, epochs=None, lr=4e-4, 
     eval_every = eval_every or total_steps
 
     rank, world = _data_parallel(data_parallel)
+    device = _device_of(model)
     net = model
     if world > 1:
         from ferrotorch.nn.parallel import DistributedDataParallel
@@ -370,6 +379,7 @@ def train(model, train_loader, val_loader, *, steps=None, epochs=None, lr=4e-4, 
             step_loss = 0.0
             for i in range(accum):
                 x, y = batches.next()
+                x, y = x.to(device), y.to(device)
                 if world == 1:
                     loss = _loss(model, x, y)
                     (loss / accum).backward()
@@ -381,7 +391,7 @@ def train(model, train_loader, val_loader, *, steps=None, epochs=None, lr=4e-4, 
                 run_tokens += x.numel()
                 tokens_seen += x.numel()
             if world > 1:
-                step_loss = _sum_over_ranks(step_loss)[0] / world
+                step_loss = _sum_over_ranks(step_loss, device=device)[0] / world
             if grad_clip is not None:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
             optimizer.step()

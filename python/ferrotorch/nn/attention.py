@@ -33,7 +33,7 @@ def _canonical_mask(mask, mask_name, other_type, other_name, target_type, check_
 
 def _pad_last(t):
     """``F.pad(t, (0, 1))``: one zero column appended on the last dim."""
-    return _ft.cat([t, _ft.zeros(*t.shape[:-1], 1, dtype=t.dtype)], dim=-1)
+    return _ft.cat([t, _ft.zeros(*t.shape[:-1], 1, dtype=t.dtype, device=t.device)], dim=-1)
 
 
 def _shape_check(query, key, value, key_padding_mask, attn_mask, num_heads):
@@ -183,7 +183,7 @@ def multi_head_attention_forward(query, key, value, embed_dim_to_check, num_head
     v = (v.reshape(v.shape[0], bsz * num_heads, head_dim).transpose(0, 1)
          if static_v is None else static_v)
     if add_zero_attn:
-        zeros = _ft.zeros(bsz * num_heads, 1, head_dim, dtype=k.dtype)
+        zeros = _ft.zeros(bsz * num_heads, 1, head_dim, dtype=k.dtype, device=k.device)
         k = _ft.cat([k, zeros], dim=1)
         v = _ft.cat([v, zeros], dim=1)
         if attn_mask is not None:

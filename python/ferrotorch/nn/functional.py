@@ -292,8 +292,8 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0,
     if not (weight.requires_grad and _C.is_grad_enabled()):
         return out
     if scale_grad_by_freq:
-        counts = _C.zeros(n, dtype=weight.dtype).scatter_add(
-            0, flat.long(), _C.ones(flat.shape, dtype=weight.dtype))
+        counts = _C.zeros(n, dtype=weight.dtype, device=weight.device).scatter_add(
+            0, flat.long(), _C.ones(flat.shape, dtype=weight.dtype, device=weight.device))
         factor = counts.index_select(0, flat).reciprocal().reshape(*input.shape, 1)
         out = _ScaleGrad.apply(out, factor)
     if padding_idx is not None:
@@ -308,16 +308,16 @@ def _empty_like_preserving(x):
     memory order as ``x`` when ``x`` is dense (a transposed view), else row-major. Random fills
     run in memory order, so this decides which element gets which random number."""
     if x.is_contiguous():
-        return _C.empty(x.shape, dtype=x.dtype)
+        return _C.empty(x.shape, dtype=x.dtype, device=x.device)
     sizes, strides = list(x.shape), list(x.stride())
     perm = sorted(range(x.dim()), key=lambda d: -strides[d])
     expected = 1
     for d in reversed(perm):
         if sizes[d] != 1 and strides[d] != expected:
-            return _C.empty(x.shape, dtype=x.dtype)
+            return _C.empty(x.shape, dtype=x.dtype, device=x.device)
         expected *= sizes[d]
     inverse = [perm.index(d) for d in range(x.dim())]
-    return _C.empty([sizes[d] for d in perm], dtype=x.dtype).permute(*inverse)
+    return _C.empty([sizes[d] for d in perm], dtype=x.dtype, device=x.device).permute(*inverse)
 
 
 def dropout(input, p=0.5, training=True, inplace=False):
@@ -797,7 +797,8 @@ def _pad_constant(x, pads, value):
         for amount in (left, right):
             shape = list(x.shape)
             shape[d] = max(amount, 0)
-            parts.append(_C.full(shape, value, dtype=x.dtype) if amount > 0 else None)
+            parts.append(_C.full(shape, value, dtype=x.dtype, device=x.device)
+                         if amount > 0 else None)
         if parts[0] is not None or parts[1] is not None:
             x = _C.cat([p for p in (parts[0], x, parts[1]) if p is not None], d)
     return x
@@ -894,13 +895,13 @@ def _sdpa_fused(query, key, value, attn_mask, is_causal, scale, dropout_p=0.0):
     mask = None
     if attn_mask is not None:
         if attn_mask.dtype == _C.bool:
-            attn_mask = _C.zeros(attn_mask.shape, dtype=query.dtype).masked_fill(
-                ~attn_mask, -math.inf)
+            attn_mask = _C.zeros(attn_mask.shape, dtype=query.dtype,
+                                 device=query.device).masked_fill(~attn_mask, -math.inf)
         mask = attn_mask.expand(*batch, L, S).reshape(n, L, S)
     s = 1.0 / math.sqrt(E) if scale is None else scale
     keep = None
     if dropout_p > 0.0:
-        keep = _C.empty((n, L, S), dtype=query.dtype).bernoulli_(1 - dropout_p)
+        keep = _C.empty((n, L, S), dtype=query.dtype, device=query.device).bernoulli_(1 - dropout_p)
         keep = keep.div_(1 - dropout_p)
     out = _C._attention(query.reshape(n, L, E), key.reshape(n, S, E), value.reshape(n, S, Ev),
                         mask, bool(is_causal), float(s), keep)
@@ -923,9 +924,9 @@ def _sdpa_math(query, key, value, attn_mask, dropout_p, is_causal, scale, enable
     q = query * (-root if s < 0 else root)
     if is_causal:
         L, S = query.size(-2), key.size(-2)
-        attn_mask = _C.ones((L, S), dtype=_C.bool).tril()
+        attn_mask = _C.ones((L, S), dtype=_C.bool, device=query.device).tril()
     if attn_mask is not None and attn_mask.dtype == _C.bool:
-        attn_mask = _C.zeros(attn_mask.shape, dtype=query.dtype).masked_fill(
+        attn_mask = _C.zeros(attn_mask.shape, dtype=query.dtype, device=query.device).masked_fill(
             ~attn_mask, -math.inf)
     if enable_gqa and query.dim() >= 3:
         key = _repeat_heads(key, query.size(-3) // key.size(-3))

@@ -51,7 +51,7 @@ def as_values(x):
     bfloat16 values are carried in float32 (exactly); the name keeps the real dtype."""
     if isinstance(x, _C.Tensor):
         name = str(x.dtype).replace("torch.", "")
-        x = x.detach()
+        x = x.detach().cpu()  # values on a device come to the host to be compared
         return np.asarray(x.float() if name == "bfloat16" else x), name
     torch = loaded_torch()
     if torch is not None and isinstance(x, torch.Tensor):

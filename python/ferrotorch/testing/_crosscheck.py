@@ -138,7 +138,7 @@ def crosscheck(fn, *inputs, grad=True, rtol=None, atol=None, verbose=False, seed
             continue
         array, name = values
         # Each side gets its own copy: fn may write to its inputs.
-        o = _C.from_numpy(np.array(array, copy=True))
+        o = _C.from_numpy(np.array(array, copy=True)).to(_C._default_device())
         t = torch.from_numpy(np.array(array, copy=True))
         if name == "bfloat16":
             o, t = o.to(_C.bfloat16), t.to(torch.bfloat16)
@@ -182,7 +182,8 @@ def _backward(out_o, out_t, torch, seed):
             continue
         w = g.standard_normal(tuple(t.shape))
         w_t = torch.from_numpy(w).to(t.dtype)
-        w_o = _C.from_numpy(w).to(getattr(_C, str(t.dtype).replace("torch.", "")))
+        w_o = _C.from_numpy(w).to(o.device if isinstance(o, _C.Tensor) else "cpu",
+                                   getattr(_C, str(t.dtype).replace("torch.", "")))
         if t.requires_grad:
             term = (t * w_t).sum()
             loss_t = term if loss_t is None else loss_t + term

@@ -141,7 +141,12 @@ pub fn root_grad(t: &Tensor, gradient: Option<Tensor>) -> PyResult<Tensor> {
                     t.shape()
                 )));
             }
-            Ok(Tensor::full(t.shape(), Scalar::Int(1), t.dtype())?)
+            Ok(Tensor::full_on(
+                t.shape(),
+                Scalar::Int(1),
+                t.dtype(),
+                t.device(),
+            )?)
         }
     }
 }
@@ -264,9 +269,9 @@ fn _attach_function(
         .iter()
         .map(|o| Ok(o.cast::<PyTensor>()?.borrow().t.clone()))
         .collect::<PyResult<_>>()?;
-    let shapes: Vec<(Vec<usize>, crate::DType)> = outs
+    let shapes: Vec<(Vec<usize>, crate::DType, crate::device::Device)> = outs
         .iter()
-        .map(|t| (t.shape().to_vec(), t.dtype()))
+        .map(|t| (t.shape().to_vec(), t.dtype(), t.device()))
         .collect();
     let n_in = ins.len();
     let backward = Arc::new(backward);
@@ -278,11 +283,11 @@ fn _attach_function(
         let f = Arc::new(move |grads: &[Tensor]| -> Result<Vec<Option<Tensor>>> {
             Python::attach(|py| {
                 let mut args = Vec::with_capacity(shapes.len());
-                for (j, (shape, dt)) in shapes.iter().enumerate() {
+                for (j, (shape, dt, dev)) in shapes.iter().enumerate() {
                     let g = if j == k {
                         grads[0].clone()
                     } else {
-                        Tensor::zeros(shape, *dt)?
+                        Tensor::full_on(shape, Scalar::Int(0), *dt, *dev)?
                     };
                     args.push(new_py(py, g).map_err(py_err)?);
                 }

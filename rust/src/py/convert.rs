@@ -280,6 +280,8 @@ fn fits(value: Scalar, dtype: DType) -> bool {
         Scalar::Bool(_) => true,
         Scalar::Int(i) if dtype == DType::U8 => (-255..=255).contains(&i),
         Scalar::Int(i) => (lo..=hi).contains(&(i as f64)),
+        // i64::MAX rounds up to 2^63 as a float, which is already out of range.
+        Scalar::Float(f) if dtype == DType::I64 => (lo..hi).contains(&f),
         Scalar::Float(f) => (lo..=hi).contains(&f),
     }
 }

@@ -1,6 +1,7 @@
 //! The `ferrotorch._C` extension module: thin bindings over the core.
 
 pub mod autograd;
+pub mod backend;
 pub mod convert;
 pub mod dtype;
 pub mod errors;
@@ -9,6 +10,7 @@ pub mod nn;
 pub mod pytensor;
 pub mod random;
 
+use crate::device::Device;
 use crate::dtype::DType;
 use crate::tensor::math::Arg;
 use crate::tensor::{Scalar, Tensor};
@@ -27,18 +29,60 @@ fn finish(py: Python<'_>, t: Tensor, requires_grad: bool) -> PyResult<Py<PyTenso
     Py::new(py, p)
 }
 
-fn check_device(device: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
-    if let Some(d) = device {
-        if !d.is_none() {
-            let s = d.str()?.to_string();
-            if !(s == "cpu" || s.starts_with("cpu:") || s == "device(type='cpu')") {
-                return Err(PyRuntimeError::new_err(format!(
-                    "device '{s}' is not available: this build of ferrotorch runs on the CPU only"
-                )));
-            }
-        }
+/// The device a creation op was asked for (None: the default, the native CPU).
+pub fn device_arg(device: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Device>> {
+    match device {
+        Some(d) if !d.is_none() => Ok(Some(pytensor::parse_device(d)?)),
+        _ => Ok(Some(crate::device::default_device()).filter(|d| !d.is_native())),
     }
+}
+
+/// A `*_like` factory's device: the one given, else the input's.
+fn like_device(device: Option<&Bound<'_, PyAny>>, input: &PyTensor) -> PyResult<Option<Device>> {
+    match device {
+        Some(d) if !d.is_none() => Ok(Some(pytensor::parse_device(d)?)),
+        _ => Ok(Some(input.t.device())),
+    }
+}
+
+/// `set_default_device(device)`: where factories without `device=` put their tensors.
+#[pyfunction]
+fn set_default_device(device: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+    let d = match device {
+        Some(d) if !d.is_none() => pytensor::parse_device(d)?,
+        _ => Device::Cpu,
+    };
+    crate::device::set_default_device(d);
     Ok(())
+}
+
+/// A tensor on the torch-backend device `device` holding the torch tensor `t`'s values (the
+/// same memory when `t` is contiguous).
+#[pyfunction]
+fn _wrap_torch(py: Python<'_>, t: &Bound<'_, PyAny>, device: &str) -> PyResult<Py<PyTensor>> {
+    let dev = Device::parse(device)
+        .ok_or_else(|| PyRuntimeError::new_err(format!("unknown device {device}")))?;
+    new_py(py, backend::from_torch_tensor(py, t, dev)?)
+}
+
+/// The name of the device factories use by default.
+#[pyfunction]
+fn _default_device() -> String {
+    crate::device::default_device().name()
+}
+
+/// `finish` for a tensor made on the host and wanted on `device`.
+fn finish_on(
+    py: Python<'_>,
+    device: Option<Device>,
+    t: Tensor,
+    requires_grad: bool,
+) -> PyResult<Py<PyTensor>> {
+    let t = match device {
+        Some(d) if d != t.device() => t.to_device(d)?,
+        _ => t,
+    };
+    finish(py, t, requires_grad)
 }
 
 #[pyfunction]
@@ -52,9 +96,9 @@ fn tensor(
     pin_memory: bool,
 ) -> PyResult<Py<PyTensor>> {
     let _ = pin_memory;
-    check_device(device)?;
+    let dev = device_arg(device)?;
     let t = tensor_from_data(data, dtype_arg(dtype)?)?;
-    finish(py, t, requires_grad)
+    finish_on(py, dev, t, requires_grad)
 }
 
 #[pyfunction]
@@ -90,9 +134,10 @@ fn zeros(
     pin_memory: bool,
 ) -> PyResult<Py<PyTensor>> {
     let _ = (out, layout, pin_memory);
-    check_device(device)?;
-    finish(
+    let dev = device_arg(device)?;
+    finish_on(
         py,
+        dev,
         Tensor::zeros(&sizes(size)?, default_float(dtype)?)?,
         requires_grad,
     )
@@ -112,9 +157,10 @@ fn ones(
     pin_memory: bool,
 ) -> PyResult<Py<PyTensor>> {
     let _ = (out, layout, pin_memory);
-    check_device(device)?;
-    finish(
+    let dev = device_arg(device)?;
+    finish_on(
         py,
+        dev,
         Tensor::full(&sizes(size)?, Scalar::Int(1), default_float(dtype)?)?,
         requires_grad,
     )
@@ -136,9 +182,10 @@ fn empty(
     memory_format: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<Py<PyTensor>> {
     let _ = (out, layout, pin_memory, memory_format);
-    check_device(device)?;
-    finish(
+    let dev = device_arg(device)?;
+    finish_on(
         py,
+        dev,
         Tensor::zeros(&sizes(size)?, default_float(dtype)?)?,
         requires_grad,
     )
@@ -154,14 +201,14 @@ fn full(
     device: Option<&Bound<'_, PyAny>>,
     requires_grad: bool,
 ) -> PyResult<Py<PyTensor>> {
-    check_device(device)?;
+    let dev = device_arg(device)?;
     let v = scalar_arg(fill_value, "full", "fill_value")?;
     let dt = match dtype_arg(dtype)? {
         Some(d) => d,
         None => v.dtype(),
     };
     let shape = sizes(&PyTuple::new(py, [size])?)?;
-    finish(py, Tensor::full(&shape, v, dt)?, requires_grad)
+    finish_on(py, dev, Tensor::full(&shape, v, dt)?, requires_grad)
 }
 
 fn scalar_arg(o: &Bound<'_, PyAny>, op: &str, name: &str) -> PyResult<Scalar> {
@@ -203,9 +250,10 @@ fn zeros_like(
     memory_format: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<Py<PyTensor>> {
     let _ = memory_format;
-    check_device(device)?;
-    finish(
+    let dev = like_device(device, &input)?;
+    finish_on(
         py,
+        dev,
         Tensor::zeros(input.t.shape(), like_dtype(&input, dtype)?)?,
         requires_grad,
     )
@@ -222,9 +270,10 @@ fn ones_like(
     memory_format: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<Py<PyTensor>> {
     let _ = memory_format;
-    check_device(device)?;
-    finish(
+    let dev = like_device(device, &input)?;
+    finish_on(
         py,
+        dev,
         Tensor::full(input.t.shape(), Scalar::Int(1), like_dtype(&input, dtype)?)?,
         requires_grad,
     )
@@ -256,10 +305,11 @@ fn full_like(
     memory_format: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<Py<PyTensor>> {
     let _ = memory_format;
-    check_device(device)?;
+    let dev = like_device(device, &input)?;
     let v = scalar_arg(fill_value, "full_like", "fill_value")?;
-    finish(
+    finish_on(
         py,
+        dev,
         Tensor::full(input.t.shape(), v, like_dtype(&input, dtype)?)?,
         requires_grad,
     )
@@ -279,7 +329,7 @@ fn arange(
     out: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<Py<PyTensor>> {
     let _ = out;
-    check_device(device)?;
+    let dev = device_arg(device)?;
     let a = scalar_arg(start, "arange", "start")?;
     let (s, e) = match end {
         Some(e) if !e.is_none() => (a, scalar_arg(e, "arange", "end")?),
@@ -291,7 +341,7 @@ fn arange(
     };
     let any_float = [s, e, st].iter().any(|v| matches!(v, Scalar::Float(_)));
     let dt = dtype_arg(dtype)?.unwrap_or(if any_float { DType::F32 } else { DType::I64 });
-    finish(py, Tensor::arange(s, e, st, dt)?, requires_grad)
+    finish_on(py, dev, Tensor::arange(s, e, st, dt)?, requires_grad)
 }
 
 #[pyfunction]
@@ -305,11 +355,12 @@ fn linspace(
     device: Option<&Bound<'_, PyAny>>,
     requires_grad: bool,
 ) -> PyResult<Py<PyTensor>> {
-    check_device(device)?;
+    let dev = device_arg(device)?;
     let s = scalar_arg(start, "linspace", "start")?.to_f64();
     let e = scalar_arg(end, "linspace", "end")?.to_f64();
-    finish(
+    finish_on(
         py,
+        dev,
         Tensor::linspace(s, e, steps, default_float(dtype)?)?,
         requires_grad,
     )
@@ -325,15 +376,16 @@ fn eye(
     device: Option<&Bound<'_, PyAny>>,
     requires_grad: bool,
 ) -> PyResult<Py<PyTensor>> {
-    check_device(device)?;
+    let dev = device_arg(device)?;
     let m = m.unwrap_or(n);
     if n < 0 || m < 0 {
         return Err(PyRuntimeError::new_err(format!(
             "n and m must be non-negative, got n={n}, m={m}"
         )));
     }
-    finish(
+    finish_on(
         py,
+        dev,
         Tensor::eye(n as usize, m as usize, default_float(dtype)?)?,
         requires_grad,
     )
@@ -526,6 +578,7 @@ fn _queue_backward_callback(callback: Py<PyAny>) -> PyResult<()> {
 #[pymodule]
 fn _C(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
+    backend::register();
     m.add_class::<PyTensor>()?;
     m.add_class::<dtype::PyDType>()?;
     for d in DType::ALL {
@@ -537,6 +590,9 @@ fn _C(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(_fma_peak_gflops, m)?)?;
     m.add_function(wrap_pyfunction!(_live_storages, m)?)?;
     m.add_function(wrap_pyfunction!(_queue_backward_callback, m)?)?;
+    m.add_function(wrap_pyfunction!(set_default_device, m)?)?;
+    m.add_function(wrap_pyfunction!(_default_device, m)?)?;
+    m.add_function(wrap_pyfunction!(_wrap_torch, m)?)?;
     m.add_function(wrap_pyfunction!(from_numpy, m)?)?;
     m.add_function(wrap_pyfunction!(zeros, m)?)?;
     m.add_function(wrap_pyfunction!(ones, m)?)?;

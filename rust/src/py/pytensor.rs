@@ -3,6 +3,7 @@
 
 use super::convert::{as_scalar, parse_index, shape_args, to_pylist, typestr};
 use super::dtype::{py_dtype, PyDType};
+use crate::device::{Device, TorchKind};
 use crate::dtype::DType;
 use crate::op::{Node, Op};
 use crate::tensor::math::{wrap_scalar, Arg, BinaryOp, UnaryOp};
@@ -223,11 +224,21 @@ impl PyTensor {
     }
     #[getter]
     fn device(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        Ok(py.import("ferrotorch._device")?.getattr("CPU")?.unbind())
+        let m = py.import("ferrotorch._device")?;
+        match self.t.device() {
+            Device::Cpu => Ok(m.getattr("CPU")?.unbind()),
+            d => Ok(m.getattr("device")?.call1((d.name(),))?.unbind()),
+        }
     }
     #[getter]
     fn is_cuda(&self) -> bool {
-        false
+        matches!(
+            self.t.device(),
+            Device::Torch {
+                kind: TorchKind::Cuda,
+                ..
+            }
+        )
     }
     #[getter]
     fn ndim(&self) -> usize {
@@ -369,6 +380,14 @@ impl PyTensor {
             .t
             .register_post_accumulate_hook(super::autograd::py_post_accumulate_hook(hook)))
     }
+    /// The torch tensor holding this tensor's elements on a torch-backend device (a view of
+    /// the same memory); None on the native CPU.
+    fn _torch_view(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        if self.t.device() == Device::Cpu {
+            return Ok(py.None());
+        }
+        Ok(super::backend::torch_view(py, &self.t)?.unbind())
+    }
     /// Marks the storage as written from outside (a collective writing through shared
     /// memory), so autograd's in-place check sees the change.
     fn _bump_version(&self) {
@@ -456,14 +475,16 @@ impl PyTensor {
     ) -> PyResult<Py<PyAny>> {
         let py = slf.py();
         let mut dtype = None;
+        let mut device = None;
         let mut copy = false;
         let mut consider = |o: &Bound<'_, PyAny>| -> PyResult<()> {
             if let Ok(t) = o.cast::<PyTensor>() {
                 dtype = Some(t.borrow().t.dtype());
+                device = Some(t.borrow().t.device());
             } else if o.cast::<PyDType>().is_ok() {
                 dtype = dtype_arg(Some(o))?;
             } else {
-                check_device(o)?;
+                device = Some(parse_device(o)?);
             }
             Ok(())
         };
@@ -480,7 +501,7 @@ impl PyTensor {
                     "dtype" => dtype = dtype_arg(Some(&v))?,
                     "device" => {
                         if !v.is_none() {
-                            check_device(&v)?
+                            device = Some(parse_device(&v)?)
                         }
                     }
                     "copy" => copy = v.extract()?,
@@ -494,14 +515,18 @@ impl PyTensor {
             }
         }
         let target = dtype.unwrap_or(slf.t.dtype());
-        if target == slf.t.dtype() && !copy {
+        let place = device.unwrap_or(slf.t.device());
+        if target == slf.t.dtype() && place == slf.t.device() && !copy {
             return slf.into_py_any(py);
         }
         crate::storage::check_alloc("to", slf.t.shape(), target)?;
-        let t = if target == slf.t.dtype() {
-            slf.t.deep_copy()
+        let moved = slf.t.to_device(place)?;
+        let t = if target != moved.dtype() {
+            moved.to_dtype(target)
+        } else if place == slf.t.device() {
+            moved.deep_copy()
         } else {
-            slf.t.to_dtype(target)
+            moved
         };
         new_py(py, t)?.into_py_any(py)
     }
@@ -529,8 +554,13 @@ impl PyTensor {
     fn bool(slf: PyRef<'_, Self>) -> PyResult<Py<PyAny>> {
         cast_method(slf, DType::Bool)
     }
-    fn cpu(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
-        slf
+    /// This tensor on the native CPU backend (itself when it is there).
+    fn cpu(slf: PyRef<'_, Self>) -> PyResult<Py<PyAny>> {
+        let py = slf.py();
+        if slf.t.device() == Device::Cpu {
+            return slf.into_py_any(py);
+        }
+        new_py(py, slf.t.to_device(Device::Cpu)?)?.into_py_any(py)
     }
     fn item(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         let d = self.t.dtype();
@@ -548,6 +578,7 @@ impl PyTensor {
     /// The numpy array interface: lets `numpy.asarray(t)` view our memory without a copy.
     #[getter]
     fn __array_interface__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        host_only(&self.t)?;
         let d = PyDict::new(py);
         let item = self.t.dtype().size_in_bytes();
         d.set_item("shape", PyTuple::new(py, self.t.shape())?)?;
@@ -565,6 +596,7 @@ impl PyTensor {
                 "Can't call numpy() on Tensor that requires grad. Use tensor.detach().numpy() instead.",
             ));
         }
+        host_only(&slf.borrow().t)?;
         let np = py.import("numpy")?;
         Ok(np.call_method1("asarray", (slf,))?.unbind())
     }
@@ -575,6 +607,7 @@ impl PyTensor {
         copy: Option<bool>,
     ) -> PyResult<Py<PyAny>> {
         let py = slf.py();
+        host_only(&slf.borrow().t)?;
         let np = py.import("numpy")?;
         let arr = if slf.borrow().t.dtype() == DType::BF16 {
             let f = new_py(py, slf.borrow().t.to_dtype(DType::F32))?;
@@ -597,13 +630,21 @@ impl PyTensor {
     fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
         let py = slf.py();
         let this = slf.borrow();
-        let arr = if this.t.dtype() == DType::BF16 || this.t.dtype() == DType::F16 {
-            let f = new_py(py, this.t.to_dtype(DType::F32))?;
+        // The values come to the host for printing (a copy for the torch backend's devices).
+        let host = this.t.detach().to_device(Device::Cpu)?;
+        let arr = if host.dtype() == DType::BF16 || host.dtype() == DType::F16 {
+            let f = new_py(py, host.to_dtype(DType::F32))?;
             py.import("numpy")?.call_method1("asarray", (f,))?
-        } else {
+        } else if this.t.device() == Device::Cpu {
             py.import("numpy")?.call_method1("asarray", (slf,))?
+        } else {
+            py.import("numpy")?
+                .call_method1("asarray", (new_py(py, host)?,))?
         };
         let kw = PyDict::new(py);
+        if this.t.device() != Device::Cpu {
+            kw.set_item("device", this.t.device().name())?;
+        }
         kw.set_item("requires_grad", this.t.requires_grad())?;
         if let Some(n) = this.t.node() {
             kw.set_item("grad_fn", n.name)?;
@@ -1732,14 +1773,46 @@ fn scatter_src(
     Ok(Tensor::scalar(s, t.dtype()).broadcast_as(index.shape())?)
 }
 
-fn check_device(o: &Bound<'_, PyAny>) -> PyResult<()> {
-    let s = o.str()?.to_string();
-    if s == "cpu" || s.starts_with("cpu:") || s == "device(type='cpu')" {
+/// numpy sees host memory of the native backend only (torch's rule for device tensors).
+fn host_only(t: &Tensor) -> PyResult<()> {
+    if t.device() == Device::Cpu {
         return Ok(());
     }
-    Err(PyRuntimeError::new_err(format!(
-        "device '{s}' is not available: this build of ferrotorch runs on the CPU only"
+    Err(PyTypeError::new_err(format!(
+        "can't convert {} device type tensor to numpy. Use Tensor.cpu() to copy the tensor to host memory first.",
+        t.device()
     )))
+}
+
+/// A device argument: a name ("cpu", "torch:cpu", "cuda", "cuda:1", "mps"), a
+/// `ferrotorch.device` or `torch.device`, or an int (a CUDA index, as in torch).
+pub fn parse_device(o: &Bound<'_, PyAny>) -> PyResult<Device> {
+    if let Ok(i) = o.extract::<i64>() {
+        if o.is_instance_of::<pyo3::types::PyBool>() || i < 0 {
+            return Err(PyRuntimeError::new_err(format!(
+                "Device index must not be negative (got {i})"
+            )));
+        }
+        return Ok(Device::Torch {
+            kind: TorchKind::Cuda,
+            index: Some(i as usize),
+        });
+    }
+    let s = match o.getattr("type") {
+        // device objects: torch's repr is device(type='cuda', index=0); str() gives "cuda:0"
+        Ok(_) => o.str()?.to_string(),
+        Err(_) => o.extract::<String>().map_err(|_| {
+            PyTypeError::new_err(format!(
+                "expected a device (a string such as 'cpu', 'torch:cpu' or 'cuda:0', a device object or an int), got {}",
+                o.get_type()
+            ))
+        })?,
+    };
+    Device::parse(&s).ok_or_else(|| {
+        PyRuntimeError::new_err(format!(
+            "Expected one of cpu, torch:cpu, cuda, mps device type at start of device string: {s}"
+        ))
+    })
 }
 
 fn cast_method(slf: PyRef<'_, PyTensor>, d: DType) -> PyResult<Py<PyAny>> {

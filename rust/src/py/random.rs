@@ -138,7 +138,18 @@ fn sample(
     })
 }
 
-fn finish(py: Python<'_>, t: Tensor, requires_grad: bool) -> PyResult<Py<PyTensor>> {
+/// Wraps a drawn tensor, moved to the requested device (numbers are drawn on the host from
+/// ferrotorch's generator, so every device sees the same values for the same seed).
+fn finish(
+    py: Python<'_>,
+    t: Tensor,
+    device: Option<&Bound<'_, PyAny>>,
+    requires_grad: bool,
+) -> PyResult<Py<PyTensor>> {
+    let t = match super::device_arg(device)? {
+        Some(d) => t.to_device(d)?,
+        None => t,
+    };
     let p = PyTensor::wrap(t);
     p.t.set_requires_grad(requires_grad)?;
     Py::new(py, p)
@@ -156,7 +167,7 @@ fn rand(
     requires_grad: bool,
     out: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<Py<PyTensor>> {
-    let _ = (device, out);
+    let _ = out;
     let d = float_dtype(dtype, "check_uniform_bounds")?;
     let g = gen_of(generator)?;
     let t = sample(
@@ -166,7 +177,7 @@ fn rand(
         |g, v| g.fill_uniform_f32(v, 0.0, 1.0),
         |g, v| g.fill_uniform_f64(v, 0.0, 1.0),
     )?;
-    finish(py, t, requires_grad)
+    finish(py, t, device, requires_grad)
 }
 
 #[pyfunction]
@@ -181,7 +192,7 @@ fn randn(
     requires_grad: bool,
     out: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<Py<PyTensor>> {
-    let _ = (device, out);
+    let _ = out;
     let d = float_dtype(dtype, "normal_kernel_cpu")?;
     let g = gen_of(generator)?;
     let t = sample(
@@ -191,7 +202,7 @@ fn randn(
         |g, v| g.fill_normal_f32(v, 0.0, 1.0),
         |g, v| g.fill_normal_f64(v, 0.0, 1.0),
     )?;
-    finish(py, t, requires_grad)
+    finish(py, t, device, requires_grad)
 }
 
 /// randint(high, size) or randint(low, high, size).
@@ -207,7 +218,6 @@ fn randint(
     device: Option<&Bound<'_, PyAny>>,
     requires_grad: bool,
 ) -> PyResult<Py<PyTensor>> {
-    let _ = device;
     let mut ints: Vec<i64> = vec![];
     let mut shape_obj = size.cloned();
     for a in args.iter() {
@@ -242,7 +252,12 @@ fn randint(
     let n: usize = shape.iter().product();
     let mut v = vec![0i64; n];
     g.with(|g| g.fill_randint(&mut v, low, high));
-    finish(py, Tensor::from_vec(v, &shape)?.to_dtype(d), requires_grad)
+    finish(
+        py,
+        Tensor::from_vec(v, &shape)?.to_dtype(d),
+        device,
+        requires_grad,
+    )
 }
 
 #[pyfunction]
@@ -255,7 +270,6 @@ fn randperm(
     device: Option<&Bound<'_, PyAny>>,
     requires_grad: bool,
 ) -> PyResult<Py<PyTensor>> {
-    let _ = device;
     if n < 0 {
         return Err(PyRuntimeError::new_err(format!(
             "n must be non-negative, got{n}"
@@ -268,6 +282,7 @@ fn randperm(
     finish(
         py,
         Tensor::from_vec(v, &[n as usize])?.to_dtype(d),
+        device,
         requires_grad,
     )
 }
@@ -558,7 +573,11 @@ fn bernoulli(
 ) -> PyResult<Py<PyTensor>> {
     check_float(&input.t, "bernoulli_tensor_cpu_p_")?;
     let g = gen_of(generator)?;
-    new_py(py, bernoulli_probs(&input.t, &g)?)
+    // Drawn on the host from ferrotorch's generator, then put where the probabilities are.
+    new_py(
+        py,
+        bernoulli_probs(&input.t, &g)?.to_device(input.t.device())?,
+    )
 }
 
 #[pyfunction]
@@ -603,7 +622,7 @@ fn multinomial(
     } else {
         vec![rows, n]
     };
-    new_py(py, Tensor::from_vec(out, &shape)?)
+    new_py(py, Tensor::from_vec(out, &shape)?.to_device(t.device())?)
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {

@@ -54,6 +54,26 @@ impl Tensor {
         })
     }
 
+    /// `full` on `device` (made there by torch for the torch backend).
+    pub fn full_on(
+        shape: &[usize],
+        value: Scalar,
+        dtype: DType,
+        device: crate::device::Device,
+    ) -> Result<Tensor> {
+        use crate::device::Value;
+        if device.is_native() {
+            return Tensor::full(shape, value, dtype);
+        }
+        let args = [
+            Value::Ints(shape.iter().map(|&d| d as i64).collect()),
+            Value::Scalar(value),
+            Value::DType(dtype),
+            Value::Device(device),
+        ];
+        crate::device::call1("full", device, &args)
+    }
+
     pub fn zeros(shape: &[usize], dtype: DType) -> Result<Tensor> {
         Tensor::full(shape, Scalar::Int(0), dtype)
     }

@@ -2,6 +2,7 @@
 //! gathers, and their writing forms; plus gather/scatter/index_select.
 
 use super::Tensor;
+use crate::device::{self, Value};
 use crate::dtype::{DType, Elem};
 use crate::error::{Error, Result};
 use crate::layout::Layout;
@@ -161,6 +162,10 @@ impl Tensor {
     }
 
     fn gather_advanced(view: &Tensor, adv: &[(usize, Tensor)]) -> Result<Tensor> {
+        if let Some(dev) = device::op_device("index", &[view])? {
+            let (dims, idx) = adv_values(adv);
+            return device::call1("index", dev, &[Value::Tensor(view), dims, idx]);
+        }
         let plan = AdvPlan::new(view, adv)?;
         crate::storage::check_alloc("index", &plan.out_shape, view.dtype())?;
         with_dtype!(view.dtype(), T, {
@@ -191,6 +196,19 @@ impl Tensor {
         let Split { view, adv } = self.split_index(index)?;
         if adv.is_empty() && !accumulate {
             return view.copy_(value);
+        }
+        if let Some(dev) = device::op_device("index_put_", &[self])? {
+            let (dims, idx) = adv_values(&adv);
+            let args = [
+                Value::Tensor(&view),
+                dims,
+                idx,
+                Value::Tensor(value),
+                Value::Bool(accumulate),
+            ];
+            device::call("index_put_", dev, &args)?;
+            self.storage().bump_version();
+            return Ok(());
         }
         let plan = AdvPlan::new(&view, &adv)?;
         let value = value.broadcast_as(&plan.out_shape).map_err(|_| {
@@ -232,6 +250,9 @@ impl Tensor {
 
     /// Coordinates of non-zero elements, shape [n, ndim].
     pub fn nonzero(&self) -> Result<Tensor> {
+        if let Some(dev) = device::op_device("nonzero", &[self])? {
+            return device::call1("nonzero", dev, &[Value::Tensor(self)]);
+        }
         let flags: Vec<bool> = with_dtype!(self.dtype(), T, {
             self.to_vec::<T>()
                 .into_iter()
@@ -336,6 +357,14 @@ impl Tensor {
     fn gather_impl(&self, dim: i64, index: &Tensor) -> Result<Tensor> {
         let d = self.dim(dim)?;
         self.check_scatter_gather("gather", d, index, None)?;
+        if let Some(dev) = device::op_device("gather", &[self])? {
+            let args = [
+                Value::Tensor(self),
+                Value::Int(d as i64),
+                Value::Tensor(index),
+            ];
+            return device::call1("gather", dev, &args);
+        }
         let idx = index.to_vec_as::<i64>();
         let size = if self.dims() == 0 { 1 } else { self.shape()[d] };
         let il = Layout::contiguous(index.shape());
@@ -430,6 +459,18 @@ impl Tensor {
                 src.dtype().name()
             )));
         }
+        if let Some(dev) = device::op_device("scatter_", &[self])? {
+            let args = [
+                Value::Tensor(self),
+                Value::Int(d as i64),
+                Value::Tensor(index),
+                Value::Tensor(src),
+                Value::Bool(add),
+            ];
+            device::call("scatter_", dev, &args)?;
+            self.storage().bump_version();
+            return Ok(());
+        }
         with_dtype!(self.dtype(), T, {
             let s = src.storage().as_slice::<T>();
             let src_sub = Layout::new(
@@ -469,7 +510,7 @@ impl Tensor {
         if crate::op::is_grad_enabled() && self.requires_grad() && self.dims() >= 2 {
             // Differentiable form: keep the triangle through `where` with a constant mask.
             let ones = Tensor::full(self.shape(), crate::tensor::Scalar::Bool(true), DType::Bool)?;
-            let mask = ones.tri_impl(diagonal, upper)?;
+            let mask = ones.tri_impl(diagonal, upper)?.to_device(self.device())?;
             let zero = Tensor::scalar(crate::tensor::Scalar::Int(0), self.dtype());
             return Tensor::where_(
                 &mask,
@@ -487,6 +528,14 @@ impl Tensor {
                 if upper { "triu" } else { "tril" },
                 self.shape()
             )));
+        }
+        if let Some(dev) = device::op_device("tril", &[self])? {
+            let args = [
+                Value::Tensor(self),
+                Value::Int(diagonal),
+                Value::Bool(upper),
+            ];
+            return device::call1("tri", dev, &args);
         }
         let nd = self.dims();
         let (r, c) = (self.shape()[nd - 2], self.shape()[nd - 1]);
@@ -519,6 +568,10 @@ impl Tensor {
             return Err(Error::runtime(
                 "one_hot is only applicable to index tensor of type LongTensor.",
             ));
+        }
+        if let Some(dev) = device::op_device("one_hot", &[self])? {
+            let args = [Value::Tensor(self), Value::Int(num_classes)];
+            return device::call1("one_hot", dev, &args);
         }
         let v = self.to_vec::<i64>();
         if let Some(&m) = v.iter().min() {
@@ -611,6 +664,10 @@ impl Tensor {
                 }
             }
             total += t.shape()[d];
+        }
+        if let Some(dev) = device::op_device("cat", &parts)? {
+            let all: Vec<Tensor> = parts.iter().map(|&t| t.clone()).collect();
+            return device::call1("cat", dev, &[Value::Tensors(all), Value::Int(d as i64)]);
         }
         let mut shape = first.shape().to_vec();
         shape[d] = total;
@@ -747,4 +804,12 @@ impl AdvPlan {
             }
         }
     }
+}
+
+/// The advanced indices of an index op as torch-backend arguments: their dims and tensors.
+fn adv_values(adv: &[(usize, Tensor)]) -> (Value<'static>, Value<'static>) {
+    (
+        Value::Ints(adv.iter().map(|(d, _)| *d as i64).collect()),
+        Value::Tensors(adv.iter().map(|(_, t)| t.clone()).collect()),
+    )
 }

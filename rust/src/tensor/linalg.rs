@@ -79,6 +79,13 @@ impl Tensor {
         }
         // Computed as a batch of one, recorded as the 2-D product (torch's MmBackward0).
         let out = crate::op::no_grad(|| {
+            if let Some(dev) = crate::device::op_device("mm", &[self, rhs])? {
+                if self.shape()[1] == rhs.shape()[0] && self.dtype() == rhs.dtype() {
+                    use crate::device::Value;
+                    let args = [Value::Tensor(self), Value::Tensor(rhs)];
+                    return crate::device::call1("matmul", dev, &args);
+                }
+            }
             self.unsqueeze(0)?
                 .batched_matmul(&rhs.unsqueeze(0)?)?
                 .squeeze(Some(&[0]))
@@ -120,6 +127,7 @@ impl Tensor {
 
     fn batched_matmul_impl(&self, rhs: &Tensor) -> Result<Tensor> {
         let (a, b) = (self, rhs);
+        let dev = crate::device::op_device("matmul", &[a, b])?;
         let (na, nb) = (a.dims(), b.dims());
         let (m, k) = (a.shape()[na - 2], a.shape()[na - 1]);
         let (k2, n) = (b.shape()[nb - 2], b.shape()[nb - 1]);
@@ -135,6 +143,10 @@ impl Tensor {
                 a.dtype().name(),
                 b.dtype().name()
             )));
+        }
+        if let Some(dev) = dev {
+            use crate::device::Value;
+            return crate::device::call1("matmul", dev, &[Value::Tensor(a), Value::Tensor(b)]);
         }
         let batch = broadcast_shapes("matmul", &a.shape()[..na - 2], &b.shape()[..nb - 2])?;
         let with = |t: &Tensor, r: usize, c: usize| -> Result<Tensor> {

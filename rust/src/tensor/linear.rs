@@ -38,6 +38,11 @@ impl Tensor {
             )));
         }
         let out = op::no_grad(|| -> Result<Tensor> {
+            if let Some(dev) = crate::device::op_device("linear", &[self, w])? {
+                use crate::device::Value;
+                let args = [Value::Tensor(self), Value::Tensor(w), Value::OptTensor(b)];
+                return crate::device::call1("linear", dev, &args);
+            }
             let x2 = as_matrix(self)?;
             let mut shape = self.shape().to_vec();
             *shape.last_mut().expect("at least 2-D") = n;
@@ -88,7 +93,8 @@ pub fn linear_backward(
     let n = w.shape()[0];
     let g2 = g.reshape(&[-1, n as i64])?;
     let mut out = Vec::with_capacity(3);
-    if op::is_grad_enabled() {
+    // Recorded ops under create_graph, and on the torch backend (which runs them as torch ops).
+    if op::is_grad_enabled() || !g.device().is_native() {
         let x2 = x.reshape(&[-1, w.shape()[1] as i64])?;
         let shape: Vec<i64> = x.shape().iter().map(|&d| d as i64).collect();
         out.push(

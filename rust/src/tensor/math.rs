@@ -2,6 +2,7 @@
 //! comparisons, `where`, `clamp`.
 
 use super::{Scalar, Tensor};
+use crate::device::{self, Value};
 use crate::dtype::{result_type, DType, Elem, Operand};
 use crate::error::{Error, Result};
 use crate::kernels::elementwise::{map1, map2, map3, num_like::Float, Arith};
@@ -157,6 +158,19 @@ impl<'a> Arg<'a> {
             wrapped: false,
         }
     }
+    /// How the torch backend receives this operand: a wrapped number as a Python number.
+    pub fn value(&self) -> Value<'a> {
+        if !self.wrapped {
+            return Value::Tensor(self.tensor);
+        }
+        let t = self.tensor;
+        let v = match t.dtype() {
+            DType::Bool => Scalar::Bool(t.item_i64().unwrap_or(0) != 0),
+            d if d.is_float() => Scalar::Float(t.item_f64().unwrap_or(f64::NAN)),
+            _ => Scalar::Int(t.item_i64().unwrap_or(0)),
+        };
+        Value::Scalar(v)
+    }
     pub fn operand(&self) -> Operand {
         let d = self.tensor.dtype();
         if self.wrapped {
@@ -195,6 +209,14 @@ impl Tensor {
 
     fn unary_impl(&self, op: UnaryOp) -> Result<Tensor> {
         use UnaryOp::*;
+        if let Some(dev) = device::op_device(op.name(), &[self])? {
+            let args = [
+                Value::Str(op.name()),
+                Value::Tensor(self),
+                Value::Bool(op == GeluTanh),
+            ];
+            return device::call1("unary", dev, &args);
+        }
         let dt = self.dtype();
         crate::storage::check_alloc(op.name(), self.shape(), DType::F64)?;
         match op {
@@ -304,6 +326,10 @@ impl Tensor {
     fn binary_impl(op: BinaryOp, lhs: Arg, rhs: Arg) -> Result<Tensor> {
         use BinaryOp::*;
         let (a, b) = (lhs.tensor, rhs.tensor);
+        if let Some(dev) = device::op_device(op.name(), &[a, b])? {
+            let args = [Value::Str(op.name()), lhs.value(), rhs.value()];
+            return device::call1("binary", dev, &args);
+        }
         let shape = broadcast_shapes(op.name(), a.shape(), b.shape())?;
         crate::storage::check_alloc(op.name(), &shape, DType::F64)?;
         let promoted = result_type(&[lhs.operand(), rhs.operand()]);
@@ -442,6 +468,9 @@ impl Tensor {
     }
 
     fn where_impl(cond: &Tensor, a: Arg, b: Arg) -> Result<Tensor> {
+        if let Some(dev) = device::op_device("where", &[cond, a.tensor, b.tensor])? {
+            return device::call1("where", dev, &[Value::Tensor(cond), a.value(), b.value()]);
+        }
         let s1 = broadcast_shapes("where", cond.shape(), a.tensor.shape())?;
         let shape = broadcast_shapes("where", &s1, b.tensor.shape())?;
         crate::storage::check_alloc("where", &shape, DType::F64)?;

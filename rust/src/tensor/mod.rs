@@ -16,6 +16,7 @@ mod tests;
 pub use create::Scalar;
 pub use index::TensorIndex;
 
+use crate::device::{self, Device, Value};
 use crate::dtype::{DType, Elem};
 use crate::error::{Error, Result};
 use crate::kernels::copy;
@@ -145,6 +146,14 @@ impl Tensor {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
+    }
+    /// Replaces `.grad` with `f(current)` under the gradient's lock (no update is lost when
+    /// threads accumulate into the same tensor).
+    pub fn update_grad(&self, f: impl FnOnce(Option<&Tensor>) -> Result<Tensor>) -> Result<()> {
+        let mut slot = self.0.grad.grad.lock().unwrap_or_else(|e| e.into_inner());
+        let new = f(slot.as_ref())?;
+        *slot = Some(new);
+        Ok(())
     }
     pub fn set_grad(&self, g: Option<Tensor>) {
         *self.0.grad.grad.lock().unwrap_or_else(|e| e.into_inner()) = g;
@@ -299,9 +308,25 @@ impl Tensor {
         storage_len: usize,
     ) -> Result<Tensor> {
         let fast = op::no_grad(|| Self::view_scatter_disjoint(src, x_layout, view_layout));
-        let out = match fast {
-            Some(out) => out,
-            None => Self::view_scatter_general(src, x_layout, view_layout, storage_len)?,
+        let out = match (fast, src.device()) {
+            (Some(out), _) => out,
+            (None, Device::Cpu) => {
+                Self::view_scatter_general(src, x_layout, view_layout, storage_len)?
+            }
+            (None, dev) => {
+                let ints = |v: &[usize]| Value::Ints(v.iter().map(|&d| d as i64).collect());
+                let args = [
+                    Value::Tensor(src),
+                    ints(x_layout.shape()),
+                    ints(x_layout.stride()),
+                    Value::Int(x_layout.offset() as i64),
+                    ints(view_layout.shape()),
+                    ints(view_layout.stride()),
+                    Value::Int(view_layout.offset() as i64),
+                    Value::Int(storage_len as i64),
+                ];
+                op::no_grad(|| device::call1("view_scatter", dev, &args))?
+            }
         };
         Ok(out.record(&[src], || Op::ViewScatter {
             src: src.clone(),
@@ -335,7 +360,7 @@ impl Tensor {
             }
         }
         let span = x_layout.storage_extent() - start;
-        if span > 2 * n {
+        if span > 2 * n || !src.device().is_native() {
             return None;
         }
         let dst_view = view_layout.with_offset(view_layout.offset().checked_sub(start)?);
@@ -406,6 +431,9 @@ impl Tensor {
     pub fn dtype(&self) -> DType {
         self.0.storage.dtype()
     }
+    pub fn device(&self) -> crate::device::Device {
+        self.0.storage.device()
+    }
     pub fn shape(&self) -> &[usize] {
         self.0.layout.shape()
     }
@@ -451,8 +479,32 @@ impl Tensor {
     }
 
     /// The elements in row-major order as a `Vec<T>`; `T` must be the tensor's dtype.
+    /// Elements on a device come to the host first.
     pub fn to_vec<T: Elem>(&self) -> Vec<T> {
+        if !self.0.storage.is_host() {
+            let host = self
+                .on_host()
+                .unwrap_or_else(|e| panic!("cannot copy a tensor to the host: {e}"));
+            return host.to_vec();
+        }
         copy::gather(self.0.storage.as_slice::<T>(), &self.0.layout)
+    }
+
+    /// The tensor itself when our kernels can read it, else a copy in host memory.
+    pub fn on_host(&self) -> Result<Tensor> {
+        if self.0.storage.is_host() {
+            return Ok(self.clone());
+        }
+        device::to_device(self, Device::Cpu)
+    }
+
+    /// This tensor's values on `device` (itself when already there); differentiable.
+    pub fn to_device(&self, target: Device) -> Result<Tensor> {
+        if self.device() == target {
+            return Ok(self.clone());
+        }
+        let out = device::to_device(self, target)?;
+        Ok(out.record(&[self], || Op::ToDevice { x: self.clone() }))
     }
 
     /// A contiguous slice when the layout allows it (no copy), else `None`.
@@ -479,9 +531,13 @@ impl Tensor {
 
     /// A fresh contiguous copy (`clone()` in torch terms).
     pub fn deep_copy(&self) -> Tensor {
-        let out = with_dtype!(self.dtype(), T, {
-            Tensor::from_vec(self.to_vec::<T>(), self.shape()).expect("same size")
-        });
+        let out = match self.device() {
+            Device::Cpu => with_dtype!(self.dtype(), T, {
+                Tensor::from_vec(self.to_vec::<T>(), self.shape()).expect("same size")
+            }),
+            dev => device::call1("clone", dev, &[Value::Tensor(self)])
+                .unwrap_or_else(|e| panic!("torch backend clone failed: {e}")),
+        };
         out.record(&[self], || Op::Clone { x: self.clone() })
     }
 
@@ -514,6 +570,14 @@ impl Tensor {
     }
 
     fn cast_impl(&self, dtype: DType) -> Tensor {
+        if let Device::Torch { .. } = self.device() {
+            return device::call1(
+                "to_dtype",
+                self.device(),
+                &[Value::Tensor(self), Value::DType(dtype)],
+            )
+            .unwrap_or_else(|e| panic!("torch backend cast failed: {e}"));
+        }
         with_dtype!(self.dtype(), S, {
             let v = self.to_vec::<S>();
             with_dtype!(dtype, D, {
@@ -525,6 +589,9 @@ impl Tensor {
     /// The single element as f64 (for `.item()` of floats and as a generic accessor).
     pub fn item_f64(&self) -> Result<f64> {
         self.check_single("item")?;
+        if !self.0.storage.is_host() {
+            return self.on_host()?.item_f64();
+        }
         Ok(with_dtype!(self.dtype(), T, {
             self.0.storage.as_slice::<T>()[self.0.layout.offset()].to_f64()
         }))
@@ -532,6 +599,9 @@ impl Tensor {
 
     pub fn item_i64(&self) -> Result<i64> {
         self.check_single("item")?;
+        if !self.0.storage.is_host() {
+            return self.on_host()?.item_i64();
+        }
         Ok(with_dtype!(self.dtype(), T, {
             self.0.storage.as_slice::<T>()[self.0.layout.offset()].to_i64()
         }))
@@ -574,7 +644,17 @@ impl Tensor {
                 src.shape()
             ))
         })?;
-        let src = src.to_dtype(self.dtype());
+        if let Device::Torch { .. } = self.device() {
+            // torch's copy_ moves between devices and casts as it goes.
+            device::call(
+                "copy_",
+                self.device(),
+                &[Value::Tensor(self), Value::Tensor(&src)],
+            )?;
+            self.0.storage.bump_version();
+            return Ok(());
+        }
+        let src = src.on_host()?.to_dtype(self.dtype());
         with_dtype!(self.dtype(), T, {
             let values = src.to_vec::<T>();
             copy::scatter_into(&self.0.storage, &self.0.layout, &values);

@@ -2,6 +2,7 @@
 //! and dtype checks, recording, and the composite backward used when the backward pass is
 //! itself recorded (`create_graph=True`).
 
+use crate::device::{self, Value};
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::kernels::fused::{self, CrossEntropySpec};
@@ -20,6 +21,14 @@ pub enum Reduction {
 }
 
 impl Reduction {
+    /// The torch backend's code for the reduction (0 none, 1 sum, 2 mean).
+    pub fn code(self) -> i64 {
+        match self {
+            Reduction::None => 0,
+            Reduction::Sum => 1,
+            Reduction::Mean => 2,
+        }
+    }
     pub fn parse(s: &str) -> Result<Reduction> {
         match s {
             "none" => Ok(Reduction::None),
@@ -89,7 +98,22 @@ impl Tensor {
                 }
             }
         }
-        let (out, mean, rstd) = op::no_grad(|| layer_norm_fwd(self, shape, weight, bias, eps))?;
+        let (out, mean, rstd) = match device::op_device("layer_norm", &[self])? {
+            None => op::no_grad(|| layer_norm_fwd(self, shape, weight, bias, eps))?,
+            Some(dev) => {
+                let args = [
+                    Value::Tensor(self),
+                    Value::Ints(shape.iter().map(|&d| d as i64).collect()),
+                    Value::OptTensor(weight),
+                    Value::OptTensor(bias),
+                    Value::Float(eps),
+                ];
+                let out = device::call1("layer_norm", dev, &args)?;
+                // torch's backward recomputes what it needs: nothing saved here.
+                let none = Tensor::zeros(&[0], self.dtype())?;
+                (out, none.clone(), none)
+            }
+        };
         let mut inputs = vec![self];
         inputs.extend(weight);
         inputs.extend(bias);
@@ -144,6 +168,27 @@ impl Tensor {
             return Err(Error::runtime(format!(
                 "label_smoothing must be between 0.0 and 1.0. Got: {smoothing}"
             )));
+        }
+        if let Some(dev) = device::op_device("cross_entropy", &[self])? {
+            let args = [
+                Value::Tensor(self),
+                Value::Tensor(target),
+                Value::OptTensor(weight),
+                Value::Int(ignore_index),
+                Value::Float(smoothing),
+                Value::Int(reduction.code()),
+            ];
+            let out = op::no_grad(|| device::call1("cross_entropy", dev, &args))?;
+            return Ok(out.record(&[self], || Op::CrossEntropy {
+                x: self.clone(),
+                target: target.clone(),
+                weight: weight.map(|w| w.detach()),
+                ignore_index,
+                smoothing,
+                reduction,
+                lse: vec![],
+                denom: 0.0,
+            }));
         }
         let (loss_rows, lse, denom) =
             op::no_grad(|| ce_fwd(self, target, weight, ignore_index, smoothing))?;
@@ -330,6 +375,17 @@ fn ce_fwd(
     Ok((loss, lse, denom))
 }
 
+/// The divisor of a mean cross-entropy: the summed weights of the targets that count.
+pub fn ce_denom(target: &Tensor, weight: Option<&Tensor>, ignore_index: i64, c: usize) -> f64 {
+    let wv = weight.map(|w| w.to_vec_as::<f64>());
+    target
+        .to_vec::<i64>()
+        .iter()
+        .filter(|&&t| t != ignore_index && t >= 0 && (t as usize) < c)
+        .map(|&t| wv.as_ref().map_or(1.0, |w| w[t as usize]))
+        .sum()
+}
+
 /// The per-row scale of the incoming gradient `g` for a cross-entropy reduction.
 fn ce_scale(g: &Tensor, rows: usize, reduction: Reduction, denom: f64) -> Vec<f64> {
     match reduction {
@@ -408,8 +464,8 @@ pub fn cross_entropy_backward_composite(
         q[i * c + t as usize] += (1.0 - smoothing) * wt;
     }
     let dt = x.dtype();
-    let q = from_f64s(q, &[rows, c], dt)?;
-    let coef = from_f64s(coef, &[rows, 1], dt)?;
+    let q = from_f64s(q, &[rows, c], dt)?.to_device(x.device())?;
+    let coef = from_f64s(coef, &[rows, 1], dt)?.to_device(x.device())?;
     let p = x.softmax(1, false)?;
     let d = coef.binary_t(B::Mul, &p)?.binary_t(B::Sub, &q)?;
     let scale = match reduction {
@@ -477,6 +533,43 @@ pub fn adam_step(
     steps: &[f64],
     hyper: AdamHyper,
 ) -> Result<()> {
+    let all: Vec<&Tensor> = params.iter().chain(exp_avgs).chain(exp_avg_sqs).collect();
+    if let Some(dev) = device::op_device("adam step", &all)? {
+        let mut gs = Vec::with_capacity(params.len());
+        for (i, p) in params.iter().enumerate() {
+            check_param(i, p)?;
+            check_pair("exp_avg", i, p, &exp_avgs[i])?;
+            check_pair("exp_avg_sq", i, p, &exp_avg_sqs[i])?;
+            if let Some(mx) = max_exp_avg_sqs {
+                check_pair("max_exp_avg_sq", i, p, &mx[i])?;
+            }
+            let g = grad_like(i, p, &grads[i])?;
+            check_distinct(p, &[&g, &exp_avgs[i], &exp_avg_sqs[i]])?;
+            gs.push(g);
+        }
+        let h = hyper;
+        let args = [
+            Value::Tensors(params.to_vec()),
+            Value::Tensors(gs),
+            Value::Tensors(exp_avgs.to_vec()),
+            Value::Tensors(exp_avg_sqs.to_vec()),
+            Value::Tensors(max_exp_avg_sqs.map_or(vec![], |m| m.to_vec())),
+            Value::Floats(steps.to_vec()),
+            Value::Float(h.lr),
+            Value::Float(h.beta1),
+            Value::Float(h.beta2),
+            Value::Float(h.eps),
+            Value::Float(h.weight_decay),
+            Value::Bool(h.decoupled),
+            Value::Bool(max_exp_avg_sqs.is_some()),
+            Value::Bool(h.maximize),
+        ];
+        device::call("adam_step", dev, &args)?;
+        for t in all {
+            t.storage().bump_version();
+        }
+        return Ok(());
+    }
     for (i, p) in params.iter().enumerate() {
         check_param(i, p)?;
         check_pair("exp_avg", i, p, &exp_avgs[i])?;
@@ -533,6 +626,45 @@ pub fn sgd_step(
     hyper: SgdHyper,
 ) -> Result<Vec<Option<Tensor>>> {
     let mut out = Vec::with_capacity(params.len());
+    let ps: Vec<&Tensor> = params.iter().collect();
+    if let Some(dev) = device::op_device("sgd step", &ps)? {
+        let (mut gs, mut bs, mut fresh) = (vec![], vec![], vec![]);
+        for (i, p) in params.iter().enumerate() {
+            check_param(i, p)?;
+            let g = grad_like(i, p, &grads[i])?;
+            check_distinct(p, &[&g])?;
+            gs.push(g);
+            let b = match (&bufs[i], hyper.momentum != 0.0) {
+                (_, false) => None,
+                (Some(b), true) => {
+                    check_pair("momentum_buffer", i, p, b)?;
+                    Some(b.clone())
+                }
+                (None, true) => Some(device::call1("zeros_like", dev, &[Value::Tensor(p)])?),
+            };
+            fresh.push(bufs[i].is_none());
+            bs.push(b.clone().unwrap_or_else(|| p.clone()));
+            out.push(b);
+        }
+        let h = hyper;
+        let args = [
+            Value::Tensors(params.to_vec()),
+            Value::Tensors(gs),
+            Value::Tensors(bs),
+            Value::Bools(fresh),
+            Value::Float(h.lr),
+            Value::Float(h.momentum),
+            Value::Float(h.dampening),
+            Value::Float(h.weight_decay),
+            Value::Bool(h.nesterov),
+            Value::Bool(h.maximize),
+        ];
+        device::call("sgd_step", dev, &args)?;
+        for p in params.iter().chain(out.iter().flatten()) {
+            p.storage().bump_version();
+        }
+        return Ok(out);
+    }
     for (i, p) in params.iter().enumerate() {
         check_param(i, p)?;
         let g = grad_like(i, p, &grads[i])?;
@@ -650,8 +782,22 @@ impl Tensor {
         }
         // Kept for backward in the compute dtype; no copy when it is already laid out so.
         let keep = keep.map(|kp| kp.to_dtype(compute_dtype(dt)).contiguous().detach());
-        let (out, lse) =
-            op::no_grad(|| attention_fwd(d, q, k, v, mask, causal, scale, keep.as_ref()))?;
+        let (out, lse) = match device::op_device("attention", &[q, k, v])? {
+            None => op::no_grad(|| attention_fwd(d, q, k, v, mask, causal, scale, keep.as_ref()))?,
+            Some(dev) => {
+                let args = [
+                    Value::Tensor(q),
+                    Value::Tensor(k),
+                    Value::Tensor(v),
+                    Value::OptTensor(mask),
+                    Value::Bool(causal),
+                    Value::Float(scale),
+                    Value::OptTensor(keep.as_ref()),
+                ];
+                let out = op::no_grad(|| device::call1("attention", dev, &args))?;
+                (out, Tensor::zeros(&[0], dt)?)
+            }
+        };
         let result = out.to_dtype(dt);
         Ok(result.record(&[q, k, v], || Op::Attention {
             q: q.clone(),
@@ -803,7 +949,8 @@ pub fn attention_backward_composite(
                 }
             })
             .collect();
-        s = s.binary_t(B::Add, &from_f64s(tri, &[lq, lk], s.dtype())?)?;
+        let tri = from_f64s(tri, &[lq, lk], s.dtype())?.to_device(s.device())?;
+        s = s.binary_t(B::Add, &tri)?;
     }
     let p = s.softmax(-1, false)?;
     let (pk, dp) = match keep {
@@ -826,6 +973,11 @@ pub fn attention_backward_composite(
 
 /// GELU's gradient `g · gelu'(x)` in one fused pass (backward without `create_graph`).
 pub fn gelu_backward(g: &Tensor, x: &Tensor, tanh: bool) -> Result<Tensor> {
+    if let Some(dev) = device::op_device("gelu_backward", &[g, x])? {
+        let g = g.broadcast_as(x.shape())?.to_dtype(x.dtype());
+        let args = [Value::Tensor(&g), Value::Tensor(x), Value::Bool(tanh)];
+        return device::call1("gelu_backward", dev, &args);
+    }
     let cd = compute_dtype(x.dtype());
     let gs = g.broadcast_as(x.shape())?.to_dtype(cd).contiguous();
     let xs = x.to_dtype(cd).contiguous();
@@ -847,4 +999,81 @@ pub fn gelu_backward(g: &Tensor, x: &Tensor, tanh: bool) -> Result<Tensor> {
         run!(f32)
     };
     Ok(out.to_dtype(g.dtype()))
+}
+
+// *** the fused ops' backward on the torch backend (torch's autograd over the same op) ***
+
+pub fn layer_norm_backward_torch(
+    g: &Tensor,
+    x: &Tensor,
+    w: Option<&Tensor>,
+    b: Option<&Tensor>,
+    shape: &[usize],
+    eps: f64,
+) -> Result<(Tensor, Tensor, Tensor)> {
+    let args = [
+        Value::Tensor(g),
+        Value::Tensor(x),
+        Value::OptTensor(w),
+        Value::OptTensor(b),
+        Value::Ints(shape.iter().map(|&d| d as i64).collect()),
+        Value::Float(eps),
+    ];
+    let mut r = device::call("layer_norm_backward", x.device(), &args)?.into_iter();
+    let mut next = || {
+        r.next()
+            .ok_or_else(|| Error::runtime("layer_norm_backward: missing result"))
+    };
+    Ok((next()?, next()?, next()?))
+}
+
+#[allow(clippy::too_many_arguments)]
+pub fn cross_entropy_backward_torch(
+    g: &Tensor,
+    x: &Tensor,
+    target: &Tensor,
+    weight: Option<&Tensor>,
+    ignore_index: i64,
+    smoothing: f64,
+    reduction: Reduction,
+) -> Result<Tensor> {
+    let args = [
+        Value::Tensor(g),
+        Value::Tensor(x),
+        Value::Tensor(target),
+        Value::OptTensor(weight),
+        Value::Int(ignore_index),
+        Value::Float(smoothing),
+        Value::Int(reduction.code()),
+    ];
+    device::call1("cross_entropy_backward", x.device(), &args)
+}
+
+#[allow(clippy::too_many_arguments)]
+pub fn attention_backward_torch(
+    g: &Tensor,
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    mask: Option<&Tensor>,
+    causal: bool,
+    scale: f64,
+    keep: Option<&Tensor>,
+) -> Result<(Tensor, Tensor, Tensor)> {
+    let args = [
+        Value::Tensor(g),
+        Value::Tensor(q),
+        Value::Tensor(k),
+        Value::Tensor(v),
+        Value::OptTensor(mask),
+        Value::Bool(causal),
+        Value::Float(scale),
+        Value::OptTensor(keep),
+    ];
+    let mut r = device::call("attention_backward", q.device(), &args)?.into_iter();
+    let mut next = || {
+        r.next()
+            .ok_or_else(|| Error::runtime("attention_backward: missing result"))
+    };
+    Ok((next()?, next()?, next()?))
 }

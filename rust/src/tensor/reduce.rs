@@ -2,6 +2,7 @@
 //! the row-wise ops that share their plumbing (softmax, log_softmax, cumsum, sort, topk).
 
 use super::Tensor;
+use crate::device::{self, Value};
 use crate::dtype::{DType, Elem};
 use crate::error::{Error, Result};
 use crate::kernels::reduce::{arg_extreme, rows, rows_inplace, sum_f64};
@@ -157,6 +158,27 @@ impl Tensor {
                 "mean(): could not infer output dtype. Input dtype must be either a floating point or complex dtype. Got: {dt}"
             )));
         }
+        if let Some(dev) = device::op_device("reduce", &[&src])? {
+            src.reduced_dims(dims)?;
+            let name = match op {
+                Sum => "sum",
+                Mean => "mean",
+                Prod => "prod",
+                Max => "max",
+                Min => "min",
+                All => "all",
+                Any => "any",
+                LogSumExp => "logsumexp",
+            };
+            let args = [
+                Value::Str(name),
+                Value::Tensor(&src),
+                Value::Ints(dims.to_vec()),
+                Value::Bool(keepdim),
+                Value::Bool(dtype.is_some_and(|d| d != DType::Bool)),
+            ];
+            return device::call1("reduce", dev, &args);
+        }
         let rows_ = src.as_rows(dims)?;
         let shape = rows_.out_shape(keepdim).to_vec();
         let (n, r) = (rows_.n_rows, rows_.r);
@@ -284,6 +306,17 @@ impl Tensor {
                 "std and var only support floating point and complex dtypes, got {dt}"
             )));
         }
+        if let Some(dev) = device::op_device("var", &[self])? {
+            self.reduced_dims(dims)?;
+            let args = [
+                Value::Tensor(self),
+                Value::Ints(dims.to_vec()),
+                Value::Float(correction),
+                Value::Bool(keepdim),
+                Value::Bool(take_sqrt),
+            ];
+            return device::call1("var", dev, &args);
+        }
         let rows_ = self.as_rows(dims)?;
         let r = rows_.r;
         let data = rows_.t.to_vec_as::<f64>();
@@ -327,6 +360,17 @@ impl Tensor {
                 "{}(): Expected reduction dim {d} to have non-zero size.",
                 if want_max { "max" } else { "min" }
             )));
+        }
+        if let Some(dev) = device::op_device("max", &[self])? {
+            let args = [
+                Value::Tensor(self),
+                Value::Int(d as i64),
+                Value::Bool(keepdim),
+                Value::Bool(want_max),
+            ];
+            let mut r = device::call("max_min_dim", dev, &args)?;
+            let i = r.pop().expect("indices");
+            return Ok((r.pop().expect("values"), i));
         }
         let shape = rows_.out_shape(keepdim).to_vec();
         with_dtype!(self.dtype(), T, {
@@ -414,6 +458,16 @@ impl Tensor {
     pub fn softmax_backward(&self, g: &Tensor, dim: i64, log: bool) -> Result<Tensor> {
         let d = self.dim(dim)?;
         let g = g.broadcast_as(self.shape())?;
+        if let Some(dev) = device::op_device("softmax_backward", &[self, &g])? {
+            let g = g.to_dtype(self.dtype());
+            let args = [
+                Value::Tensor(self),
+                Value::Tensor(&g),
+                Value::Int(d as i64),
+                Value::Bool(log),
+            ];
+            return device::call1("softmax_backward", dev, &args);
+        }
         let (yo, go) = (self.as_rows(&[dim])?, g.as_rows(&[dim])?);
         let r = yo.r;
         let (yv, gv) = (yo.t.to_vec_as::<f64>(), go.t.to_vec_as::<f64>());
@@ -468,6 +522,10 @@ impl Tensor {
                 self.dtype()
             )));
         }
+        if let Some(dev) = device::op_device("softmax", &[self])? {
+            let args = [Value::Tensor(self), Value::Int(dim), Value::Bool(log)];
+            return device::call1("softmax", dev, &args);
+        }
         let out = self.along_dim(dim, |row: &[f64], o: &mut [f64]| {
             // Shift by the max for stability; an all -inf row stays NaN like torch's (0/0).
             let m = nan_max(row);
@@ -502,6 +560,10 @@ impl Tensor {
             None => self.clone(),
         };
         let dt = src.dtype();
+        if let Some(dev) = device::op_device("cumsum", &[&src])? {
+            src.dim(dim)?;
+            return device::call1("cumsum", dev, &[Value::Tensor(&src), Value::Int(dim)]);
+        }
         if dt.is_float() {
             let out = src.along_dim(dim, |row: &[f64], o: &mut [f64]| {
                 let mut acc = 0.0;
@@ -537,6 +599,16 @@ impl Tensor {
 
     fn sort_impl(&self, dim: i64, descending: bool) -> Result<(Tensor, Tensor)> {
         let d = self.dim(dim)?;
+        if let Some(dev) = device::op_device("sort", &[self])? {
+            let args = [
+                Value::Tensor(self),
+                Value::Int(d as i64),
+                Value::Bool(descending),
+            ];
+            let mut r = device::call("sort", dev, &args)?;
+            let i = r.pop().expect("indices");
+            return Ok((r.pop().expect("values"), i));
+        }
         let rows_ = self.as_rows(&[dim])?;
         let r = rows_.r;
         with_dtype!(self.dtype(), T, {
@@ -631,6 +703,15 @@ impl Tensor {
     }
 
     fn norm_impl(&self, p: f64, dims: &[i64], keepdim: bool) -> Result<Tensor> {
+        if let Some(dev) = device::op_device("norm", &[self])? {
+            let args = [
+                Value::Tensor(self),
+                Value::Float(p),
+                Value::Ints(dims.to_vec()),
+                Value::Bool(keepdim),
+            ];
+            return device::call1("norm", dev, &args);
+        }
         let rows_ = self.as_rows(dims)?;
         let data = rows_.t.to_vec_as::<f64>();
         let v: Vec<f64> = rows(&data, rows_.n_rows, rows_.r, |row: &[f64]| {
