@@ -115,6 +115,17 @@ def test_moves_are_differentiable():
     np.testing.assert_array_equal(to_numpy(w.grad), [1.0, -2.0, 3.0])
 
 
+@pytest.mark.skipif(ft.cuda.is_available(), reason="this machine has a GPU")
+def test_cuda_without_a_gpu_raises_torchs_error():
+    x = ft.ones(2, device="cpu")
+    with pytest.raises((RuntimeError, AssertionError)) as ours:
+        x.cuda()
+    with pytest.raises((RuntimeError, AssertionError)) as theirs:
+        torch.ones(2).cuda()
+    assert type(ours.value) is type(theirs.value)
+    assert not ft.cuda.is_available() and ft.cuda.device_count() == 0
+
+
 def test_mixing_devices_raises_torchs_error():
     a, b = ft.ones(3, device="cpu"), ft.ones(3, device=TC)
     msg = "Expected all tensors to be on the same device, but found at least two devices"

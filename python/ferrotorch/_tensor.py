@@ -338,6 +338,13 @@ def _new_tensor(self, data, *, dtype=None, device=None, requires_grad=False, **_
                      requires_grad=requires_grad)
 
 
+def _cuda(self, device=None, non_blocking=False, **_):
+    """This tensor on a CUDA device (the current one when ``device`` is None)."""
+    if device is None:
+        return self.to("cuda")
+    return self.to(f"cuda:{device}" if isinstance(device, int) else device)
+
+
 def _repeat(self, *sizes):
     """Tiles the tensor: ``x.repeat(2, 1)`` stacks two copies along dim 0."""
     if len(sizes) == 1 and not isinstance(sizes[0], int):
@@ -417,6 +424,7 @@ Tensor.register_hook = _register_hook
 Tensor.register_post_accumulate_grad_hook = _register_post_accumulate_grad_hook
 Tensor.type_as = _type_as
 Tensor.new_zeros = _new_zeros
+Tensor.cuda = _cuda
 Tensor.new_ones = _new_ones
 Tensor.new_full = _new_full
 Tensor.new_empty = _new_empty

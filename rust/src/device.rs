@@ -39,19 +39,27 @@ impl Device {
 
     /// The name users write and see: "cpu", "torch:cpu", "cuda:0", "mps".
     pub fn name(self) -> String {
-        match self {
-            Device::Cpu => "cpu".into(),
-            Device::Torch { kind, index } => {
-                let base = match kind {
-                    TorchKind::Cpu => "torch:cpu",
-                    TorchKind::Cuda => "cuda",
-                    TorchKind::Mps => "mps",
-                };
-                match index {
-                    Some(i) => format!("{base}:{i}"),
-                    None => base.into(),
-                }
-            }
+        self.spelled(true)
+    }
+
+    /// The name torch knows the device by: `torch:cpu` is torch's "cpu".
+    pub fn torch_name(self) -> String {
+        self.spelled(false)
+    }
+
+    fn spelled(self, ours: bool) -> String {
+        let (base, index) = match self {
+            Device::Cpu => ("cpu", None),
+            Device::Torch { kind, index } => match kind {
+                TorchKind::Cpu if ours => ("torch:cpu", index),
+                TorchKind::Cpu => ("cpu", index),
+                TorchKind::Cuda => ("cuda", index),
+                TorchKind::Mps => ("mps", index),
+            },
+        };
+        match index {
+            Some(i) => format!("{base}:{i}"),
+            None => base.into(),
         }
     }
 

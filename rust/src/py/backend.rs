@@ -4,7 +4,7 @@
 
 use super::autograd::py_err;
 use super::pytensor::new_py;
-use crate::device::{Backend, Device, TorchKind, Value};
+use crate::device::{Backend, Device, Value};
 use crate::dtype::DType;
 use crate::error::Result;
 use crate::layout::Layout;
@@ -124,25 +124,8 @@ fn value_obj(py: Python<'_>, v: &Value) -> PyResult<Py<PyAny>> {
         Value::Bool(b) => b.into_py_any(py),
         Value::Str(s) => s.into_py_any(py),
         Value::DType(d) => d.name().into_py_any(py),
-        Value::Device(d) => device_name(*d).into_py_any(py),
+        Value::Device(d) => d.torch_name().into_py_any(py),
         Value::Scalar(s) => scalar_obj(py, *s),
-    }
-}
-
-pub fn device_name(d: Device) -> String {
-    match d {
-        Device::Cpu => "cpu".into(),
-        Device::Torch { kind, index } => {
-            let base = match kind {
-                TorchKind::Cpu => "cpu",
-                TorchKind::Cuda => "cuda",
-                TorchKind::Mps => "mps",
-            };
-            match index {
-                Some(i) => format!("{base}:{i}"),
-                None => base.into(),
-            }
-        }
     }
 }
 
@@ -179,7 +162,7 @@ impl Backend for TorchBackend {
     fn to_device(&self, t: &Tensor, device: Device) -> Result<Tensor> {
         Python::attach(|py| -> PyResult<Tensor> {
             let src = tensor_obj(py, t)?;
-            let r = module(py)?.call_method1("to_device", (src, device_name(device)))?;
+            let r = module(py)?.call_method1("to_device", (src, device.torch_name()))?;
             from_torch_tensor(py, &r, device)
         })
         .map_err(py_err)

@@ -24,17 +24,14 @@ class DistributedSampler(Sampler[int]):
                  drop_last=False):
         from ferrotorch import distributed as dist
 
-        if num_replicas is None:
-            if not dist.is_initialized():
-                raise RuntimeError("DistributedSampler: num_replicas is None and the default "
-                                   "process group is not initialized; pass num_replicas or call "
+        for name, value in (("num_replicas", num_replicas), ("rank", rank)):
+            if value is None and not dist.is_initialized():
+                raise RuntimeError(f"DistributedSampler: {name} is None and the default process "
+                                   f"group is not initialized; pass {name} or call "
                                    "init_process_group first")
+        if num_replicas is None:
             num_replicas = dist.get_world_size()
         if rank is None:
-            if not dist.is_initialized():
-                raise RuntimeError("DistributedSampler: rank is None and the default process "
-                                   "group is not initialized; pass rank or call "
-                                   "init_process_group first")
             rank = dist.get_rank()
         if not isinstance(num_replicas, int) or isinstance(num_replicas, bool) or num_replicas < 1:
             raise ValueError(f"num_replicas should be a positive integer, got {num_replicas!r}")
