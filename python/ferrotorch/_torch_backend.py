@@ -14,8 +14,6 @@ backward passes are torch's own (``*_backward`` below).
 import math
 import operator
 
-import numpy as np
-
 from ferrotorch._interop import real_torch
 
 torch = real_torch()
@@ -69,7 +67,7 @@ def to_device(x, device):
 
 # *** elementwise ***
 
-_UNARY = {"gelu": None, "silu": F.silu, "relu": torch.relu, "sigmoid": torch.sigmoid}
+_UNARY = {"silu": F.silu, "relu": torch.relu, "sigmoid": torch.sigmoid}
 
 
 def unary(name, x, tanh_approx):
@@ -381,8 +379,3 @@ def sgd_step(params, grads, bufs, fresh, lr, momentum, dampening, weight_decay, 
                 buf.mul_(momentum).add_(g, alpha=1 - dampening)
             g = g.add(buf, alpha=momentum) if nesterov else buf
         p.add_(g, alpha=-lr)
-
-
-def host_array(x):
-    """The values of a torch tensor as a numpy array on the host (a copy when not there)."""
-    return np.asarray(x.detach().cpu())

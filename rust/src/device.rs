@@ -182,15 +182,25 @@ pub fn call(op: &'static str, device: Device, args: &[Value]) -> Result<Vec<Tens
     backend()?.call(op, device, args)
 }
 
+/// Runs `op` on the torch backend, which must return exactly `N` tensors.
+pub fn call_n<const N: usize>(
+    op: &'static str,
+    device: Device,
+    args: &[Value],
+) -> Result<[Tensor; N]> {
+    let out = call(op, device, args)?;
+    let n = out.len();
+    out.try_into().map_err(|_| {
+        Error::runtime(format!(
+            "torch backend: {op} returned {n} tensors, expected {N}"
+        ))
+    })
+}
+
 /// Runs a one-result `op` on the torch backend.
 pub fn call1(op: &'static str, device: Device, args: &[Value]) -> Result<Tensor> {
-    let mut out = call(op, device, args)?;
-    match out.len() {
-        1 => Ok(out.pop().expect("one result")),
-        n => Err(Error::runtime(format!(
-            "torch backend: {op} returned {n} tensors, expected 1"
-        ))),
-    }
+    let [t] = call_n(op, device, args)?;
+    Ok(t)
 }
 
 /// The tensor's values on `device` (see `Backend::to_device`).

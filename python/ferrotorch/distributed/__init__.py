@@ -212,7 +212,7 @@ class Work:
         return self._work.is_completed()
 
 
-def _run(what, crossings, call, async_op):
+def _run(crossings, call, async_op):
     def finish():
         for c in crossings:
             c.finish()
@@ -229,7 +229,7 @@ def all_reduce(tensor, op=ReduceOp.SUM, group=None, async_op=False):
     _require_init("all_reduce")
     c = _Crossing(tensor, "all_reduce")
     top = _torch_op(op)
-    return _run("all_reduce", [c], lambda: _dist().all_reduce(
+    return _run([c], lambda: _dist().all_reduce(
         c.torch, op=top, group=group, async_op=async_op), async_op)
 
 
@@ -237,7 +237,7 @@ def broadcast(tensor, src, group=None, async_op=False):
     """Copies rank ``src``'s ``tensor`` into every other rank's ``tensor`` in place."""
     _require_init("broadcast")
     c = _Crossing(tensor, "broadcast")
-    return _run("broadcast", [c], lambda: _dist().broadcast(
+    return _run([c], lambda: _dist().broadcast(
         c.torch, src=src, group=group, async_op=async_op), async_op)
 
 
@@ -246,7 +246,7 @@ def all_gather(tensor_list, tensor, group=None, async_op=False):
     _require_init("all_gather")
     outs = [_Crossing(t, "all_gather") for t in tensor_list]
     c = _Crossing(tensor, "all_gather")
-    return _run("all_gather", outs, lambda: _dist().all_gather(
+    return _run(outs, lambda: _dist().all_gather(
         [o.torch for o in outs], c.torch, group=group, async_op=async_op), async_op)
 
 

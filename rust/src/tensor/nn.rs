@@ -170,14 +170,7 @@ impl Tensor {
             )));
         }
         if let Some(dev) = device::op_device("cross_entropy", &[self])? {
-            let args = [
-                Value::Tensor(self),
-                Value::Tensor(target),
-                Value::OptTensor(weight),
-                Value::Int(ignore_index),
-                Value::Float(smoothing),
-                Value::Int(reduction.code()),
-            ];
+            let args = ce_values(self, target, weight, ignore_index, smoothing, reduction);
             let out = op::no_grad(|| device::call1("cross_entropy", dev, &args))?;
             return Ok(out.record(&[self], || Op::CrossEntropy {
                 x: self.clone(),
@@ -785,15 +778,7 @@ impl Tensor {
         let (out, lse) = match device::op_device("attention", &[q, k, v])? {
             None => op::no_grad(|| attention_fwd(d, q, k, v, mask, causal, scale, keep.as_ref()))?,
             Some(dev) => {
-                let args = [
-                    Value::Tensor(q),
-                    Value::Tensor(k),
-                    Value::Tensor(v),
-                    Value::OptTensor(mask),
-                    Value::Bool(causal),
-                    Value::Float(scale),
-                    Value::OptTensor(keep.as_ref()),
-                ];
+                let args = attention_values(q, k, v, mask, causal, scale, keep.as_ref());
                 let out = op::no_grad(|| device::call1("attention", dev, &args))?;
                 (out, Tensor::zeros(&[0], dt)?)
             }
@@ -1001,7 +986,52 @@ pub fn gelu_backward(g: &Tensor, x: &Tensor, tanh: bool) -> Result<Tensor> {
     Ok(out.to_dtype(g.dtype()))
 }
 
-// *** the fused ops' backward on the torch backend (torch's autograd over the same op) ***
+// *** the fused ops on the torch backend: forward and backward take the same arguments
+// (backward the incoming gradient first); torch's autograd over the same op is the backward ***
+
+fn ce_values<'a>(
+    x: &'a Tensor,
+    target: &'a Tensor,
+    weight: Option<&'a Tensor>,
+    ignore_index: i64,
+    smoothing: f64,
+    reduction: Reduction,
+) -> [Value<'a>; 6] {
+    [
+        Value::Tensor(x),
+        Value::Tensor(target),
+        Value::OptTensor(weight),
+        Value::Int(ignore_index),
+        Value::Float(smoothing),
+        Value::Int(reduction.code()),
+    ]
+}
+
+#[allow(clippy::too_many_arguments)]
+fn attention_values<'a>(
+    q: &'a Tensor,
+    k: &'a Tensor,
+    v: &'a Tensor,
+    mask: Option<&'a Tensor>,
+    causal: bool,
+    scale: f64,
+    keep: Option<&'a Tensor>,
+) -> [Value<'a>; 7] {
+    [
+        Value::Tensor(q),
+        Value::Tensor(k),
+        Value::Tensor(v),
+        Value::OptTensor(mask),
+        Value::Bool(causal),
+        Value::Float(scale),
+        Value::OptTensor(keep),
+    ]
+}
+
+/// `g` followed by the forward's arguments.
+fn with_grad<'a>(g: &'a Tensor, args: impl IntoIterator<Item = Value<'a>>) -> Vec<Value<'a>> {
+    std::iter::once(Value::Tensor(g)).chain(args).collect()
+}
 
 pub fn layer_norm_backward_torch(
     g: &Tensor,
@@ -1019,12 +1049,8 @@ pub fn layer_norm_backward_torch(
         Value::Ints(shape.iter().map(|&d| d as i64).collect()),
         Value::Float(eps),
     ];
-    let mut r = device::call("layer_norm_backward", x.device(), &args)?.into_iter();
-    let mut next = || {
-        r.next()
-            .ok_or_else(|| Error::runtime("layer_norm_backward: missing result"))
-    };
-    Ok((next()?, next()?, next()?))
+    let [gx, gw, gb] = device::call_n("layer_norm_backward", x.device(), &args)?;
+    Ok((gx, gw, gb))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -1037,15 +1063,10 @@ pub fn cross_entropy_backward_torch(
     smoothing: f64,
     reduction: Reduction,
 ) -> Result<Tensor> {
-    let args = [
-        Value::Tensor(g),
-        Value::Tensor(x),
-        Value::Tensor(target),
-        Value::OptTensor(weight),
-        Value::Int(ignore_index),
-        Value::Float(smoothing),
-        Value::Int(reduction.code()),
-    ];
+    let args = with_grad(
+        g,
+        ce_values(x, target, weight, ignore_index, smoothing, reduction),
+    );
     device::call1("cross_entropy_backward", x.device(), &args)
 }
 
@@ -1060,20 +1081,7 @@ pub fn attention_backward_torch(
     scale: f64,
     keep: Option<&Tensor>,
 ) -> Result<(Tensor, Tensor, Tensor)> {
-    let args = [
-        Value::Tensor(g),
-        Value::Tensor(q),
-        Value::Tensor(k),
-        Value::Tensor(v),
-        Value::OptTensor(mask),
-        Value::Bool(causal),
-        Value::Float(scale),
-        Value::OptTensor(keep),
-    ];
-    let mut r = device::call("attention_backward", q.device(), &args)?.into_iter();
-    let mut next = || {
-        r.next()
-            .ok_or_else(|| Error::runtime("attention_backward: missing result"))
-    };
-    Ok((next()?, next()?, next()?))
+    let args = with_grad(g, attention_values(q, k, v, mask, causal, scale, keep));
+    let [gq, gk, gv] = device::call_n("attention_backward", q.device(), &args)?;
+    Ok((gq, gk, gv))
 }

@@ -368,9 +368,8 @@ impl Tensor {
                 Value::Bool(keepdim),
                 Value::Bool(want_max),
             ];
-            let mut r = device::call("max_min_dim", dev, &args)?;
-            let i = r.pop().expect("indices");
-            return Ok((r.pop().expect("values"), i));
+            let [v, i] = device::call_n("max_min_dim", dev, &args)?;
+            return Ok((v, i));
         }
         let shape = rows_.out_shape(keepdim).to_vec();
         with_dtype!(self.dtype(), T, {
@@ -605,9 +604,8 @@ impl Tensor {
                 Value::Int(d as i64),
                 Value::Bool(descending),
             ];
-            let mut r = device::call("sort", dev, &args)?;
-            let i = r.pop().expect("indices");
-            return Ok((r.pop().expect("values"), i));
+            let [v, i] = device::call_n("sort", dev, &args)?;
+            return Ok((v, i));
         }
         let rows_ = self.as_rows(&[dim])?;
         let r = rows_.r;
