@@ -223,6 +223,32 @@ def test_binary_cross_entropy_saturated_inputs_like_torch(dtype):
         assert_same(xf.grad, xt.grad, rtol=1e-5)
 
 
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_binary_cross_entropy_is_one_node_like_torch(reduction):
+    x, t = torch.rand(3, 4) * 0.9 + 0.05, torch.rand(3, 4)
+    xt, xf = x.clone().requires_grad_(), to_ft(x).requires_grad_()
+    lt = torch.nn.functional.binary_cross_entropy(xt, t, reduction=reduction)
+    lf = ft.nn.functional.binary_cross_entropy(xf, to_ft(t), reduction=reduction)
+    assert lf.grad_fn.name() == lt.grad_fn.name() == "BinaryCrossEntropyBackward0"
+
+
+def test_binary_cross_entropy_large_input_in_parallel_chunks():
+    # more elements than one thread takes: every chunk computes, and checks, its own range
+    g = np.random.default_rng(3)
+    x = torch.tensor(g.uniform(0.02, 0.98, (300, 250)), dtype=torch.float32)
+    t = torch.tensor(g.uniform(0, 1, (300, 250)), dtype=torch.float32)
+    w = torch.tensor(g.uniform(0.5, 2, (250,)), dtype=torch.float32)
+    for reduction in REDUCTIONS:
+        check(lambda M, a, b: F(M).binary_cross_entropy(a, b, C(M, w), reduction=reduction),
+              In((300, 250), 0.02, 0.98), In((300, 250), 0, 1), dtype="float32")
+    for bad, which in ((x, "input"), (t, "target")):
+        bad = bad.clone()
+        bad[-1, -1] = 1.5
+        args = (bad, t) if which == "input" else (x, bad)
+        ours, theirs = same_error(lambda M: F(M).binary_cross_entropy(*(C(M, a) for a in args)))
+        assert ours == theirs == f"all elements of {which} should be between 0 and 1"
+
+
 def test_binary_cross_entropy_size_mismatch_explains_the_fix():
     ours, theirs = same_error(lambda M: F(M).binary_cross_entropy(M.tensor([[0.5]]),
                                                                   M.tensor([1.0])))

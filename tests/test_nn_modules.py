@@ -210,6 +210,33 @@ def test_attribute_routing_and_deletion():
         ours.emb
 
 
+def test_attribute_lookup_sees_each_instance_own_registries():
+    # the class-level fast path for registered names must answer like torch's __getattr__
+    for M in (ft, torch):
+        with_bias, without = M.nn.Linear(2, 3), M.nn.Linear(2, 3, bias=False)
+        assert without.bias is None and with_bias.bias is with_bias._parameters["bias"]
+        relu = M.nn.ReLU()
+        with pytest.raises(AttributeError, match="'ReLU' object has no attribute 'weight'"):
+            relu.weight
+        assert not hasattr(M.nn.Linear, "weight") and not hasattr(relu, "weight")
+        p = M.nn.Parameter(M.ones(3, 2))
+        with_bias._parameters["weight"] = p  # a direct registry write is seen at once
+        assert with_bias.weight is p
+        del with_bias.weight
+        with pytest.raises(AttributeError, match="'Linear' object has no attribute 'weight'"):
+            with_bias.weight
+        object.__setattr__(with_bias, "weight", 5)  # an instance attribute wins
+        assert with_bias.weight == 5
+        buf = M.zeros(1)
+        without.register_buffer("weight_scale", buf)
+        assert without.weight_scale is buf
+        seq = M.nn.Sequential(relu)
+        assert getattr(seq, "0") is relu
+        names = dir(M.nn.Linear(2, 3))
+        assert names.count("weight") == 1 and names.count("bias") == 1
+        assert "weight_scale" not in dir(M.nn.Linear(2, 3))
+
+
 def _error(fn):
     with pytest.raises(Exception) as info:
         fn()

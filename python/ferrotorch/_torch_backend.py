@@ -308,6 +308,10 @@ def cross_entropy_backward(g, x, target, weight, ignore_index, smoothing, reduct
     return gx
 
 
+def binary_cross_entropy(x, target, weight, reduction):
+    return F.binary_cross_entropy(x, target, _t(weight, x.device), reduction=_REDUCTIONS[reduction])
+
+
 def _attention(q, k, v, mask, causal, scale, keep):
     mask, keep = _t(mask, q.device), _t(keep, q.device)
     if keep is None:

@@ -732,6 +732,21 @@ fn grad_of(op: &Op, g: &Tensor) -> Result<Vec<Option<Tensor>>> {
             };
             vec![Some(gq), Some(gk), Some(gv)]
         }
+        Op::BinaryCrossEntropy {
+            x,
+            target,
+            weight,
+            reduction,
+        } => {
+            let want_target = target.requires_grad();
+            let (w, r) = (weight.as_ref(), *reduction);
+            let (gx, gt) = if crate::op::is_grad_enabled() || !x.device().is_native() {
+                nn::binary_cross_entropy_backward_composite(g, x, target, w, r, want_target)?
+            } else {
+                nn::binary_cross_entropy_backward(g, x, target, w, r, want_target)?
+            };
+            vec![Some(gx), gt]
+        }
         Op::External { backward, .. } => backward(std::slice::from_ref(g))?,
     })
 }

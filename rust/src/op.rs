@@ -185,6 +185,14 @@ pub enum Op {
         lse: Vec<f64>,
         denom: f64,
     },
+    /// Fused binary cross-entropy of probabilities against targets of the same shape; the
+    /// weight (broadcast to the input's shape) takes no gradient.
+    BinaryCrossEntropy {
+        x: Tensor,
+        target: Tensor,
+        weight: Option<Tensor>,
+        reduction: crate::tensor::nn::Reduction,
+    },
     /// Fused scaled dot-product attention over (n, l, e) slices; `mask` is additive.
     Attention {
         q: Tensor,
@@ -261,6 +269,10 @@ impl Op {
                 a(k);
                 a(v);
             }
+            BinaryCrossEntropy { x, target, .. } => {
+                a(x);
+                a(target);
+            }
         }
     }
 
@@ -298,6 +310,7 @@ impl Op {
             CrossEntropy { x, .. } => vec![x.clone()],
             CopySlices { base, src, .. } => vec![base.clone(), src.clone()],
             Attention { q, k, v, .. } => vec![q.clone(), k.clone(), v.clone()],
+            BinaryCrossEntropy { x, target, .. } => vec![x.clone(), target.clone()],
             External { inputs, .. } => inputs.clone(),
         }
     }
@@ -455,6 +468,9 @@ fn saved_versions(op: &Op) -> Vec<(Arc<Storage>, u64)> {
         Gather { index, .. } | ScatterAdd { index, .. } => vec![index],
         LayerNorm { x, weight, .. } => std::iter::once(x).chain(weight).collect(),
         CrossEntropy { x, .. } => vec![x],
+        BinaryCrossEntropy {
+            x, target, weight, ..
+        } => [x, target].into_iter().chain(weight).collect(),
         Attention { q, k, v, out, .. } => vec![q, k, v, out],
         _ => vec![],
     };
@@ -558,6 +574,7 @@ pub fn node_name(op: &Op) -> &'static str {
         LayerNorm { .. } => "NativeLayerNormBackward0",
         CopySlices { .. } => "CopySlices",
         CrossEntropy { .. } => "NllLossBackward0",
+        BinaryCrossEntropy { .. } => "BinaryCrossEntropyBackward0",
         Attention { .. } => "ScaledDotProductFlashAttentionForCpuBackward0",
         External { .. } => "BackwardCFunction",
     }

@@ -76,6 +76,9 @@ def _broadcast_shape(a, b):
 
 # *** reductions ***
 
+_REDUCTIONS = ("none", "mean", "sum")
+
+
 def _reduction(size_average, reduce, reduction):
     """The reduction name after torch's legacy ``size_average``/``reduce`` arguments."""
     if size_average is not None or reduce is not None:
@@ -445,30 +448,6 @@ def l1_loss(input, target, size_average=None, reduce=None, reduction="mean", wei
 
 # *** binary classification losses ***
 
-class _BinaryCrossEntropy(Function):
-    """Unreduced BCE with torch's forward (logs clamped at -100) and torch's backward, which
-    stays finite where the input saturates at 0 or 1."""
-
-    @staticmethod
-    def forward(ctx, x, t, w):
-        loss = (t - 1) * x.neg().log1p().clamp(min=-100) - t * x.log().clamp(min=-100)
-        if w is not None:
-            loss = loss * w
-        ctx.save_for_backward(x, t, w)
-        return loss
-
-    @staticmethod
-    def backward(ctx, g):
-        x, t, w = ctx.saved_tensors
-        gx = gt = None
-        scale = g if w is None else g * w
-        if ctx.needs_input_grad[0]:
-            gx = scale * (x - t) / ((1 - x) * x).clamp(min=1e-12)
-        if ctx.needs_input_grad[1]:
-            gt = -scale * (x / (1 - x)).log()
-        return gx, gt, None
-
-
 def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=None,
                          reduction="mean"):
     """``-w * (t * log(x) + (1 - t) * log(1 - x))`` for probabilities ``x``; target and input
@@ -480,34 +459,12 @@ def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=N
     """
     _check_tensor("binary_cross_entropy", "input", input, 1)
     _check_tensor("binary_cross_entropy", "target", target, 2)
-    reduction = _reduction(size_average, reduce, reduction)
-    if target.size() != input.size():
-        example = ""
-        if input.numel() == 1:
-            example = f", e.g. torch.tensor({'[' * input.dim()}1.0{']' * input.dim()})"
-        raise ValueError(
-            f"Using a target size ({target.size()}) that is different to the input size "
-            f"({input.size()}) is deprecated. Please ensure they have the same size. "
-            "To fix it, reshape the target with target.view_as(input), or create it with the "
-            f"input's shape {list(input.shape)}{example}."
-        )
-    _check_floating("binary_cross_entropy", input)
-    if target.dtype != input.dtype:
-        raise RuntimeError(
-            f"Found dtype {_kname(target.dtype)} but expected {_kname(input.dtype)}: "
-            "binary_cross_entropy needs a target of the input's dtype; use "
-            "target.to(input.dtype)"
-        )
-    if not ((input >= 0) & (input <= 1)).all().item():
-        raise RuntimeError(
-            "all elements of input should be between 0 and 1 (pass logits to "
-            "binary_cross_entropy_with_logits, or apply sigmoid first)"
-        )
-    if not ((target >= 0) & (target <= 1)).all().item():
-        raise RuntimeError("all elements of target should be between 0 and 1")
+    if size_average is not None or reduce is not None or reduction not in _REDUCTIONS:
+        reduction = _reduction(size_average, reduce, reduction)
     if weight is not None:
         weight = weight.expand(_broadcast_shape(target.shape, weight.shape))
-    return _reduce(_BinaryCrossEntropy.apply(input, target, weight), reduction)
+    # One fused op: the size, dtype and [0, 1] checks, the loss and its backward.
+    return _C.binary_cross_entropy(input, target, weight, reduction)
 
 
 def binary_cross_entropy_with_logits(input, target, weight=None, size_average=None, reduce=None,

@@ -7,7 +7,8 @@ from collections import defaultdict
 from copy import deepcopy
 from itertools import chain
 
-from ferrotorch._C import Tensor, bfloat16, float16, float32, float64
+from ferrotorch import _C
+from ferrotorch._C import Tensor, bfloat16, float16, float32
 from ferrotorch._C import tensor as _tensor
 from ferrotorch.autograd.grad_mode import enable_grad
 
@@ -343,10 +344,4 @@ def fusable(params, *state_lists):
     """Whether the fused Rust update can take these tensors: contiguous float32/float64
     parameters and states (anything else, e.g. a strided parameter view, takes the op-by-op
     path, which gives the same numbers)."""
-    for t in chain(params, *state_lists):
-        if t is not None and (t.dtype not in _FUSED_DTYPES or not t.is_contiguous()):
-            return False
-    return True
-
-
-_FUSED_DTYPES = (float32, float64)
+    return _C._fusable(params, *state_lists)

@@ -60,12 +60,14 @@ class SGD(Optimizer):
         with no_grad():
             for group in self.param_groups:
                 params, grads, buffers = [], [], []
+                momentum = group["momentum"]
                 for p in group["params"]:
-                    if p.grad is None:
+                    grad = p.grad
+                    if grad is None:
                         continue
                     params.append(p)
-                    grads.append(p.grad)
-                    if group["momentum"] != 0:
+                    grads.append(grad)
+                    if momentum != 0:
                         buffers.append(self.state[p].get("momentum_buffer"))
                 sgd(params, grads, buffers, weight_decay=group["weight_decay"],
                     momentum=group["momentum"], lr=group["lr"], dampening=group["dampening"],

@@ -6,6 +6,7 @@ use crate::dtype::Elem;
 use rayon::prelude::*;
 
 use super::elementwise::num_like::Float;
+use super::elementwise::{FloatMath, PAR_THRESHOLD};
 use super::reduce;
 
 /// Rows per rayon task: enough work per task to amortise scheduling on small rows.
@@ -251,6 +252,115 @@ pub fn cross_entropy_bwd<T: Float + Send + Sync>(
         }
         gr[t] = T::from_f64c(s * (coef * p(row[t]) - smooth * wt - (1.0 - eps) * wt));
     });
+}
+
+// *** binary cross-entropy ***
+
+/// The operand of a binary cross-entropy that held a value outside [0, 1] (or NaN).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BceRange {
+    Input,
+    Target,
+}
+
+/// Splits `n` elements into chunks for rayon, or into one chunk below the threshold (which
+/// rayon runs on the calling thread: waking the pool would cost more than it saves).
+fn elem_chunk(n: usize) -> usize {
+    if n >= PAR_THRESHOLD {
+        PAR_CHUNK
+    } else {
+        n.max(1)
+    }
+}
+
+const PAR_CHUNK: usize = 1 << 13;
+
+/// Unreduced binary cross-entropy, computed in `T` the way torch's CPU kernel does:
+/// `(t − 1)·max(ln(1 − x), −100) − t·max(ln x, −100)`, then times `w`. Every input and target
+/// must lie in [0, 1].
+pub fn bce_fwd<T: FloatMath + PartialOrd + Send + Sync>(
+    x: &[T],
+    t: &[T],
+    w: Option<&[T]>,
+    out: &mut [T],
+) -> Result<(), BceRange> {
+    let (zero, one, floor) = (T::from_f64c(0.0), T::from_f64c(1.0), T::from_f64c(-100.0));
+    let clamp = |v: T| if v < floor { floor } else { v };
+    let k = elem_chunk(out.len());
+    let run = |c: usize, o: &mut [T]| -> Result<(), BceRange> {
+        let base = c * k;
+        for (i, o) in o.iter_mut().enumerate() {
+            let (xv, tv) = (x[base + i], t[base + i]);
+            if !(xv >= zero && xv <= one) {
+                return Err(BceRange::Input);
+            }
+            if !(tv >= zero && tv <= one) {
+                return Err(BceRange::Target);
+            }
+            let l = tv
+                .sub(one)
+                .mul(clamp(xv.neg().ln_1p()))
+                .sub(tv.mul(clamp(xv.ln())));
+            *o = match w {
+                Some(w) => l.mul(w[base + i]),
+                None => l,
+            };
+        }
+        Ok(())
+    };
+    out.par_chunks_mut(k)
+        .enumerate()
+        .try_for_each(|(c, o)| run(c, o))
+}
+
+/// The gradients of binary cross-entropy, in torch's order of operations: for the input
+/// `g·(x − t) / max((1 − x)·x, 1e-12)`, for the target `−ln(x / (1 − x))·g`, each then times
+/// `w` and divided by `div` (the element count, for a mean). `g` holds one value per element,
+/// or a single value for a reduced loss.
+#[allow(clippy::too_many_arguments)]
+pub fn bce_bwd<T: FloatMath + PartialOrd + Send + Sync>(
+    x: &[T],
+    t: &[T],
+    w: Option<&[T]>,
+    g: &[T],
+    div: Option<T>,
+    gx: Option<&mut [T]>,
+    gt: Option<&mut [T]>,
+) {
+    let one = T::from_f64c(1.0);
+    let eps = T::from_f64c(1e-12);
+    let gi = |i: usize| if g.len() == 1 { g[0] } else { g[i] };
+    let finish = |v: T, i: usize| {
+        let v = match w {
+            Some(w) => v.mul(w[i]),
+            None => v,
+        };
+        match div {
+            Some(d) => v.div(d),
+            None => v,
+        }
+    };
+    let k = elem_chunk(x.len());
+    if let Some(gx) = gx {
+        gx.par_chunks_mut(k).enumerate().for_each(|(c, o)| {
+            for (j, o) in o.iter_mut().enumerate() {
+                let i = c * k + j;
+                let xv = x[i];
+                let d = one.sub(xv).mul(xv);
+                let d = if d < eps { eps } else { d };
+                *o = finish(gi(i).mul(xv.sub(t[i])).div(d), i);
+            }
+        });
+    }
+    if let Some(gt) = gt {
+        gt.par_chunks_mut(k).enumerate().for_each(|(c, o)| {
+            for (j, o) in o.iter_mut().enumerate() {
+                let i = c * k + j;
+                let xv = x[i];
+                *o = finish(xv.div(one.sub(xv)).ln().neg().mul(gi(i)), i);
+            }
+        });
+    }
 }
 
 // *** GELU ***

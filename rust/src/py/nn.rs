@@ -3,6 +3,7 @@
 use pyo3::prelude::*;
 
 use super::pytensor::{new_py, PyTensor};
+use crate::dtype::DType;
 use crate::kernels::optim::{AdamHyper, SgdHyper};
 use crate::tensor::nn::{self, Reduction};
 use crate::tensor::Tensor;
@@ -64,6 +65,26 @@ fn cross_entropy(
         weight.map(|w| w.t.clone()),
     );
     let out = py.detach(|| x.cross_entropy(&t, w.as_ref(), ignore_index, label_smoothing, r))?;
+    new_py(py, out)
+}
+
+/// Fused binary cross-entropy of probabilities against targets of the same shape.
+#[pyfunction]
+#[pyo3(signature = (input, target, weight=None, reduction="mean"))]
+fn binary_cross_entropy(
+    py: Python<'_>,
+    input: PyRef<'_, PyTensor>,
+    target: PyRef<'_, PyTensor>,
+    weight: Option<PyRef<'_, PyTensor>>,
+    reduction: &str,
+) -> PyResult<Py<PyTensor>> {
+    let r = Reduction::parse(reduction)?;
+    let (x, t, w) = (
+        input.t.clone(),
+        target.t.clone(),
+        weight.map(|w| w.t.clone()),
+    );
+    let out = py.detach(|| x.binary_cross_entropy(&t, w.as_ref(), r))?;
     new_py(py, out)
 }
 
@@ -173,10 +194,24 @@ fn _sgd_step(
         .collect()
 }
 
+/// Whether the fused optimizer steps take these lists of tensors (None entries are skipped):
+/// every tensor contiguous float32/float64.
+#[pyfunction]
+#[pyo3(signature = (*lists))]
+fn _fusable(lists: Vec<Vec<Option<PyRef<'_, PyTensor>>>>) -> bool {
+    lists
+        .iter()
+        .flatten()
+        .flatten()
+        .all(|t| matches!(t.t.dtype(), DType::F32 | DType::F64) && t.t.is_contiguous())
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(_fusable, m)?)?;
     m.add_function(wrap_pyfunction!(linear, m)?)?;
     m.add_function(wrap_pyfunction!(layer_norm, m)?)?;
     m.add_function(wrap_pyfunction!(cross_entropy, m)?)?;
+    m.add_function(wrap_pyfunction!(binary_cross_entropy, m)?)?;
     m.add_function(wrap_pyfunction!(_attention, m)?)?;
     m.add_function(wrap_pyfunction!(_adam_step, m)?)?;
     m.add_function(wrap_pyfunction!(_sgd_step, m)?)?;

@@ -1,14 +1,14 @@
-//! Fused neural-network ops (layer norm, cross-entropy) and the fused optimizer updates: shape
-//! and dtype checks, recording, and the composite backward used when the backward pass is
-//! itself recorded (`create_graph=True`).
+//! Fused neural-network ops (layer norm, cross-entropy, binary cross-entropy) and the fused
+//! optimizer updates: shape and dtype checks, recording, and the composite backward used when
+//! the backward pass is itself recorded (`create_graph=True`).
 
 use crate::device::{self, Value};
 use crate::dtype::DType;
 use crate::error::{Error, Result};
-use crate::kernels::fused::{self, CrossEntropySpec};
+use crate::kernels::fused::{self, BceRange, CrossEntropySpec};
 use crate::kernels::optim::{self as optk, AdamHyper, SgdHyper};
 use crate::op::{self, Op};
-use crate::tensor::math::{BinaryOp as B, UnaryOp as U};
+use crate::tensor::math::{wrap_scalar, Arg, BinaryOp as B, UnaryOp as U};
 use crate::tensor::reduce::ReduceOp as R;
 use crate::tensor::{Scalar, Tensor};
 
@@ -202,6 +202,193 @@ impl Tensor {
             denom,
         }))
     }
+}
+
+impl Tensor {
+    // *** binary cross-entropy ***
+
+    /// Binary cross-entropy of probabilities `self` against `target` (the same shape), torch's
+    /// `binary_cross_entropy`: `-w·(t·ln x + (1 − t)·ln(1 − x))` with each log clamped at −100;
+    /// `weight` broadcasts to the input's shape and takes no gradient (as in torch).
+    pub fn binary_cross_entropy(
+        &self,
+        target: &Tensor,
+        weight: Option<&Tensor>,
+        reduction: Reduction,
+    ) -> Result<Tensor> {
+        if target.shape() != self.shape() {
+            let example = if self.elem_count() == 1 {
+                let d = self.dims();
+                format!(", e.g. torch.tensor({}1.0{})", "[".repeat(d), "]".repeat(d))
+            } else {
+                String::new()
+            };
+            return Err(Error::Value(format!(
+                "Using a target size (torch.Size({:?})) that is different to the input size (torch.Size({:?})) is deprecated. Please ensure they have the same size. To fix it, reshape the target with target.view_as(input), or create it with the input's shape {:?}{example}.",
+                target.shape(),
+                self.shape(),
+                self.shape()
+            )));
+        }
+        if !self.dtype().is_float() {
+            return Err(Error::NotImplemented(format!(
+                "\"binary_cross_entropy\" not implemented for '{}': it needs a floating point input; convert it first, e.g. input.float()",
+                self.dtype().scalar_name()
+            )));
+        }
+        if target.dtype() != self.dtype() {
+            return Err(Error::runtime(format!(
+                "Found dtype {} but expected {}: binary_cross_entropy needs a target of the input's dtype; use target.to(input.dtype)",
+                target.dtype().scalar_name(),
+                self.dtype().scalar_name()
+            )));
+        }
+        let weight = match weight {
+            Some(w) => Some(w.detach().broadcast_as(self.shape())?),
+            None => None,
+        };
+        let out = match device::op_device("binary_cross_entropy", &[self, target])? {
+            Some(dev) => {
+                let args = [
+                    Value::Tensor(self),
+                    Value::Tensor(target),
+                    Value::OptTensor(weight.as_ref()),
+                    Value::Int(reduction.code()),
+                ];
+                op::no_grad(|| device::call1("binary_cross_entropy", dev, &args))?
+            }
+            None => op::no_grad(|| bce_fwd(self, target, weight.as_ref(), reduction))?,
+        };
+        Ok(out.record(&[self, target], || Op::BinaryCrossEntropy {
+            x: self.clone(),
+            target: target.clone(),
+            weight,
+            reduction,
+        }))
+    }
+}
+
+/// The elements of a tensor made contiguous just before.
+fn dense<T: crate::dtype::Elem>(t: &Tensor) -> &[T] {
+    t.as_contiguous_slice::<T>().expect("contiguous")
+}
+
+fn bce_fwd(x: &Tensor, t: &Tensor, w: Option<&Tensor>, reduction: Reduction) -> Result<Tensor> {
+    let cd = compute_dtype(x.dtype());
+    let (xs, ts) = (x.to_dtype(cd).contiguous(), t.to_dtype(cd).contiguous());
+    let ws = w.map(|w| w.to_dtype(cd).contiguous());
+    macro_rules! run {
+        ($T:ty) => {{
+            let slice = dense::<$T>;
+            let mut out = vec![<$T>::default(); x.elem_count()];
+            fused::bce_fwd(slice(&xs), slice(&ts), ws.as_ref().map(slice), &mut out).map_err(
+                |which| {
+                    Error::runtime(match which {
+                        BceRange::Input => "all elements of input should be between 0 and 1",
+                        BceRange::Target => "all elements of target should be between 0 and 1",
+                    })
+                },
+            )?;
+            Tensor::from_vec(out, x.shape())?
+        }};
+    }
+    let loss = if cd == DType::F64 {
+        run!(f64)
+    } else {
+        run!(f32)
+    };
+    // The reductions are the ordinary ones, so their rounding is theirs.
+    let loss = match reduction {
+        Reduction::None => loss,
+        Reduction::Sum => loss.reduce(R::Sum, &[], false, None)?,
+        Reduction::Mean => loss.reduce(R::Mean, &[], false, None)?,
+    };
+    Ok(loss.to_dtype(x.dtype()))
+}
+
+/// The fused binary cross-entropy backward: the gradients of the input and, when `want_target`,
+/// of the target.
+pub fn binary_cross_entropy_backward(
+    g: &Tensor,
+    x: &Tensor,
+    t: &Tensor,
+    w: Option<&Tensor>,
+    reduction: Reduction,
+    want_target: bool,
+) -> Result<(Tensor, Option<Tensor>)> {
+    let cd = compute_dtype(x.dtype());
+    let (xs, ts) = (x.to_dtype(cd).contiguous(), t.to_dtype(cd).contiguous());
+    let ws = w.map(|w| w.to_dtype(cd).contiguous());
+    let gs = g.to_dtype(cd).contiguous();
+    let n = x.elem_count();
+    macro_rules! run {
+        ($T:ty) => {{
+            let slice = dense::<$T>;
+            let mut gx = vec![<$T>::default(); n];
+            let mut gt = want_target.then(|| vec![<$T>::default(); n]);
+            let div = (reduction == Reduction::Mean).then_some(n as $T);
+            fused::bce_bwd(
+                slice(&xs),
+                slice(&ts),
+                ws.as_ref().map(slice),
+                slice(&gs),
+                div,
+                Some(&mut gx),
+                gt.as_deref_mut(),
+            );
+            (
+                Tensor::from_vec(gx, x.shape())?,
+                gt.map(|gt| Tensor::from_vec(gt, x.shape())).transpose()?,
+            )
+        }};
+    }
+    let (gx, gt) = if cd == DType::F64 {
+        run!(f64)
+    } else {
+        run!(f32)
+    };
+    let dt = x.dtype();
+    Ok((gx.to_dtype(dt), gt.map(|gt| gt.to_dtype(dt))))
+}
+
+/// Binary cross-entropy's backward as recorded tensor ops (`create_graph=True`, and the torch
+/// backend): the fused formulas, op by op.
+pub fn binary_cross_entropy_backward_composite(
+    g: &Tensor,
+    x: &Tensor,
+    t: &Tensor,
+    w: Option<&Tensor>,
+    reduction: Reduction,
+    want_target: bool,
+) -> Result<(Tensor, Option<Tensor>)> {
+    let finish = |v: Tensor| -> Result<Tensor> {
+        let v = match w {
+            Some(w) => v.binary_t(B::Mul, w)?,
+            None => v,
+        };
+        match reduction {
+            Reduction::Mean => v.binary_s(B::Div, Scalar::Int(x.elem_count() as i64)),
+            _ => Ok(v),
+        }
+    };
+    let one_minus_x = x.unary(U::Neg)?.binary_s(B::Add, Scalar::Int(1))?;
+    let eps = wrap_scalar(Scalar::Float(1e-12));
+    let eps = Arg {
+        tensor: &eps,
+        wrapped: true,
+    };
+    let denom = one_minus_x.binary_t(B::Mul, x)?.clamp(Some(eps), None)?;
+    let gx = finish(
+        g.binary_t(B::Mul, &x.binary_t(B::Sub, t)?)?
+            .binary_t(B::Div, &denom)?,
+    )?;
+    let gt = if want_target {
+        let logit = x.binary_t(B::Div, &one_minus_x)?.unary(U::Log)?;
+        Some(finish(logit.unary(U::Neg)?.binary_t(B::Mul, g)?)?)
+    } else {
+        None
+    };
+    Ok((gx, gt))
 }
 
 fn layer_norm_fwd(
