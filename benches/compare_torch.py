@@ -160,14 +160,20 @@ def alternate(fns, s):
     reps, min_seconds = s.reps, s.min_seconds
     calls = {}
     for name, fn in fns.items():
-        start = time.perf_counter()
-        fn()
-        elapsed = time.perf_counter() - start
-        if elapsed < min_seconds:  # the warm-up was short: time a warm call to size the batch
+        fn()  # warm-up
+        # Size the batch from warm calls that together last a tenth of a repetition: one
+        # call of a microsecond-scale step is mostly cache misses and timer noise, and would
+        # give repetitions much shorter than asked for.
+        n = 1
+        while True:
             start = time.perf_counter()
-            fn()
+            for _ in range(n):
+                fn()
             elapsed = time.perf_counter() - start
-        calls[name] = max(1, math.ceil(min_seconds / max(elapsed, 1e-9)))
+            if elapsed >= min_seconds / 10 or n >= 1 << 20:
+                break
+            n *= 8
+        calls[name] = max(1, math.ceil(min_seconds * n / max(elapsed, 1e-9)))
     samples = {name: [] for name in fns}
     for _ in range(reps):
         for name, fn in fns.items():

@@ -184,6 +184,40 @@ impl Storage {
         std::slice::from_raw_parts_mut(self.ptr as *mut T, self.len)
     }
 
+    /// Writes `values` (row-major, one per element of `layout`) into the positions of
+    /// `layout`, a row at a time: the strided write of `copy_`, `cat` and index assignment.
+    pub fn write_layout<T: Elem>(&self, layout: &crate::layout::Layout, values: &[T]) {
+        use crate::strided_index::{coalesce, for_each_row};
+        assert_eq!(T::DTYPE, self.dtype, "storage dtype mismatch");
+        assert_eq!(values.len(), layout.elem_count(), "one value per element");
+        if values.is_empty() {
+            return;
+        }
+        self.check_host();
+        let base = self.ptr as *mut T;
+        let (shape, [l]) = coalesce(layout.shape(), [layout]);
+        let mut done = 0;
+        for_each_row(&shape, [&l], |[o], [s], n| {
+            assert!(
+                o + (n - 1) * s < self.len,
+                "write past the end of the storage"
+            );
+            let row = &values[done..done + n];
+            if s == 1 {
+                // SAFETY: the run o..o+n is in bounds (checked above) and `values` is not
+                // this storage's memory (callers compute it before writing).
+                unsafe { std::ptr::copy_nonoverlapping(row.as_ptr(), base.add(o), n) };
+            } else {
+                for (i, &v) in row.iter().enumerate() {
+                    // SAFETY: o + i*s <= o + (n-1)*s is in bounds (checked above).
+                    unsafe { base.add(o + i * s).write(v) };
+                }
+            }
+            done += n;
+        });
+        self.bump_version();
+    }
+
     /// Writes a contiguous run starting at `offset`.
     pub fn write_contiguous<T: Elem>(&self, offset: usize, values: &[T]) {
         assert_eq!(T::DTYPE, self.dtype, "storage dtype mismatch");

@@ -37,7 +37,7 @@ pub fn scatter_into<T: Elem>(storage: &Storage, layout: &Layout, values: &[T]) {
     if let Some((start, _)) = layout.contiguous_offsets() {
         storage.write_contiguous(start, values);
     } else {
-        storage.write(layout.offsets(), values);
+        storage.write_layout(layout, values);
     }
 }
 

@@ -5,8 +5,7 @@
 
 use crate::dtype::{DType, Elem};
 use crate::error::{Error, Result};
-use crate::kernels::elementwise::Arith;
-use crate::kernels::matmul::{gemm_into, Mat};
+use crate::kernels::matmul::{gemm_into, gemv_rows, Mat, GEMV_ROWS};
 use crate::op::{self, Op};
 use crate::storage::try_vec;
 use crate::tensor::reduce::ReduceOp as R;
@@ -155,75 +154,6 @@ pub fn linear_backward(
         }
     });
     Ok(out)
-}
-
-/// Up to this many input rows (decoding one token per sequence), `linear` streams the weight
-/// once through dot products instead of packing it for a GEMM: the product is bound by
-/// reading the weight, and packing would read and write it once more.
-const GEMV_ROWS: usize = 4;
-
-/// `dst[i, j] += x[i, :] · w[j, :]` for a few rows `i`; `x` rows and `w` rows (the transposed
-/// operand's columns, `wm.cs` apart) are contiguous. Output columns are split over threads.
-#[allow(clippy::too_many_arguments)]
-fn gemv_rows<T: Arith + Send + Sync>(
-    m: usize,
-    n: usize,
-    k: usize,
-    dst: &mut [T],
-    x: &[T],
-    xm: Mat,
-    w: &[T],
-    wm: Mat,
-) {
-    use rayon::prelude::*;
-    if m == 0 || n == 0 {
-        return;
-    }
-    let rows: Vec<&[T]> = (0..m).map(|i| &x[xm.offset + i * xm.rs..][..k]).collect();
-    let mut out = vec![T::zero(); m * n];
-    // Column-major scratch (n x m) so each task owns a contiguous block of output columns.
-    out.par_chunks_mut(m * 256)
-        .enumerate()
-        .for_each(|(c, block)| {
-            for (jj, cell) in block.chunks_mut(m).enumerate() {
-                let j = c * 256 + jj;
-                let wrow = &w[wm.offset + j * wm.cs..][..k];
-                for (o, xr) in cell.iter_mut().zip(&rows) {
-                    *o = dot(xr, wrow);
-                }
-            }
-        });
-    for i in 0..m {
-        for j in 0..n {
-            let d = &mut dst[i * n + j];
-            *d = d.add(out[j * m + i]);
-        }
-    }
-}
-
-/// A dot product in the dtype with sixteen independent accumulators (so the loop vectorises
-/// and the adds overlap), summed pairwise at the end; sums start at +0.0.
-fn dot<T: Arith>(a: &[T], b: &[T]) -> T {
-    const L: usize = 16;
-    let mut acc = [T::zero(); L];
-    let (ca, cb) = (a.chunks_exact(L), b.chunks_exact(L));
-    let mut tail = T::zero();
-    for (&x, &y) in ca.remainder().iter().zip(cb.remainder()) {
-        tail = tail.add(x.mul(y));
-    }
-    for (x, y) in ca.zip(cb) {
-        for l in 0..L {
-            acc[l] = acc[l].add(x[l].mul(y[l]));
-        }
-    }
-    let mut width = L;
-    while width > 1 {
-        width /= 2;
-        for l in 0..width {
-            acc[l] = acc[l].add(acc[l + width]);
-        }
-    }
-    acc[0].add(tail)
 }
 
 /// Rows and columns of `x` seen as a matrix: (product of the leading dims, last dim).
