@@ -11,7 +11,8 @@ use crate::tensor::nn;
 use crate::tensor::reduce::ReduceOp as R;
 use crate::tensor::{Scalar, Tensor};
 use std::cell::RefCell;
-use std::collections::{HashMap, HashSet};
+// Gradient slots are keyed by addresses: a fast non-cryptographic hash suits them.
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 
 /// Where the gradients of a backward pass go.
 pub enum Sink<'a> {
