@@ -202,9 +202,7 @@ impl Tensor {
             denom,
         }))
     }
-}
 
-impl Tensor {
     // *** binary cross-entropy ***
 
     /// Binary cross-entropy of probabilities `self` against `target` (the same shape), torch's
