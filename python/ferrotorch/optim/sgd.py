@@ -57,24 +57,23 @@ class SGD(Optimizer):
     def step(self, closure=None):
         """Updates the parameters that have a ``.grad``; returns the closure's loss if given."""
         loss = self._eval_closure(closure)
-        with no_grad():
-            for group in self.param_groups:
-                params, grads, buffers = [], [], []
-                momentum = group["momentum"]
-                for p in group["params"]:
-                    grad = p.grad
-                    if grad is None:
-                        continue
-                    params.append(p)
-                    grads.append(grad)
-                    if momentum != 0:
-                        buffers.append(self.state[p].get("momentum_buffer"))
-                sgd(params, grads, buffers, weight_decay=group["weight_decay"],
-                    momentum=group["momentum"], lr=group["lr"], dampening=group["dampening"],
-                    nesterov=group["nesterov"], maximize=group["maximize"])
-                if group["momentum"] != 0:
-                    for p, buf in zip(params, buffers):
-                        self.state[p]["momentum_buffer"] = buf
+        for group in self.param_groups:
+            params, grads, buffers = [], [], []
+            momentum = group["momentum"]
+            for p in group["params"]:
+                grad = p.grad
+                if grad is None:
+                    continue
+                params.append(p)
+                grads.append(grad)
+                if momentum != 0:
+                    buffers.append(self.state[p].get("momentum_buffer"))
+            sgd(params, grads, buffers, weight_decay=group["weight_decay"],
+                momentum=momentum, lr=group["lr"], dampening=group["dampening"],
+                nesterov=group["nesterov"], maximize=group["maximize"])
+            if momentum != 0:
+                for p, buf in zip(params, buffers):
+                    self.state[p]["momentum_buffer"] = buf
         return loss
 
 
@@ -94,16 +93,18 @@ def sgd(params, grads, momentum_buffers, *, weight_decay, momentum, lr, dampenin
         if momentum != 0:
             momentum_buffers[:] = bufs
         return
-    for i, param in enumerate(params):
-        grad = grads[i].neg() if maximize else grads[i]
-        if weight_decay != 0:
-            grad = grad.add(param, alpha=weight_decay)
-        if momentum != 0:
-            buf = momentum_buffers[i]
-            if buf is None:
-                buf = grad.detach().clone()
-                momentum_buffers[i] = buf
-            else:
-                buf.mul_(momentum).add_(grad, alpha=1 - dampening)
-            grad = grad.add(buf, alpha=momentum) if nesterov else buf
-        param.add_(grad, alpha=-lr)
+    # Op by op, in place, off the tape (the fused kernel above records nothing either).
+    with no_grad():
+        for i, param in enumerate(params):
+            grad = grads[i].neg() if maximize else grads[i]
+            if weight_decay != 0:
+                grad = grad.add(param, alpha=weight_decay)
+            if momentum != 0:
+                buf = momentum_buffers[i]
+                if buf is None:
+                    buf = grad.detach().clone()
+                    momentum_buffers[i] = buf
+                else:
+                    buf.mul_(momentum).add_(grad, alpha=1 - dampening)
+                grad = grad.add(buf, alpha=momentum) if nesterov else buf
+            param.add_(grad, alpha=-lr)
