@@ -324,7 +324,7 @@ pub fn bce_bwd<T: FloatMath + PartialOrd + Send + Sync>(
     w: Option<&[T]>,
     g: &[T],
     div: Option<T>,
-    gx: Option<&mut [T]>,
+    gx: &mut [T],
     gt: Option<&mut [T]>,
 ) {
     let one = T::from_f64c(1.0);
@@ -341,17 +341,15 @@ pub fn bce_bwd<T: FloatMath + PartialOrd + Send + Sync>(
         }
     };
     let k = elem_chunk(x.len());
-    if let Some(gx) = gx {
-        gx.par_chunks_mut(k).enumerate().for_each(|(c, o)| {
-            for (j, o) in o.iter_mut().enumerate() {
-                let i = c * k + j;
-                let xv = x[i];
-                let d = one.sub(xv).mul(xv);
-                let d = if d < eps { eps } else { d };
-                *o = finish(gi(i).mul(xv.sub(t[i])).div(d), i);
-            }
-        });
-    }
+    gx.par_chunks_mut(k).enumerate().for_each(|(c, o)| {
+        for (j, o) in o.iter_mut().enumerate() {
+            let i = c * k + j;
+            let xv = x[i];
+            let d = one.sub(xv).mul(xv);
+            let d = if d < eps { eps } else { d };
+            *o = finish(gi(i).mul(xv.sub(t[i])).div(d), i);
+        }
+    });
     if let Some(gt) = gt {
         gt.par_chunks_mut(k).enumerate().for_each(|(c, o)| {
             for (j, o) in o.iter_mut().enumerate() {

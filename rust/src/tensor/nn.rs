@@ -271,10 +271,19 @@ fn dense<T: crate::dtype::Elem>(t: &Tensor) -> &[T] {
     t.as_contiguous_slice::<T>().expect("contiguous")
 }
 
-fn bce_fwd(x: &Tensor, t: &Tensor, w: Option<&Tensor>, reduction: Reduction) -> Result<Tensor> {
+/// The compute dtype of a binary cross-entropy and its operands in it, contiguous.
+fn bce_operands(
+    x: &Tensor,
+    t: &Tensor,
+    w: Option<&Tensor>,
+) -> (DType, Tensor, Tensor, Option<Tensor>) {
     let cd = compute_dtype(x.dtype());
-    let (xs, ts) = (x.to_dtype(cd).contiguous(), t.to_dtype(cd).contiguous());
-    let ws = w.map(|w| w.to_dtype(cd).contiguous());
+    let dense = |v: &Tensor| v.to_dtype(cd).contiguous();
+    (cd, dense(x), dense(t), w.map(dense))
+}
+
+fn bce_fwd(x: &Tensor, t: &Tensor, w: Option<&Tensor>, reduction: Reduction) -> Result<Tensor> {
+    let (cd, xs, ts, ws) = bce_operands(x, t, w);
     macro_rules! run {
         ($T:ty) => {{
             let slice = dense::<$T>;
@@ -314,9 +323,7 @@ pub fn binary_cross_entropy_backward(
     reduction: Reduction,
     want_target: bool,
 ) -> Result<(Tensor, Option<Tensor>)> {
-    let cd = compute_dtype(x.dtype());
-    let (xs, ts) = (x.to_dtype(cd).contiguous(), t.to_dtype(cd).contiguous());
-    let ws = w.map(|w| w.to_dtype(cd).contiguous());
+    let (cd, xs, ts, ws) = bce_operands(x, t, w);
     let gs = g.to_dtype(cd).contiguous();
     let n = x.elem_count();
     macro_rules! run {
@@ -331,7 +338,7 @@ pub fn binary_cross_entropy_backward(
                 ws.as_ref().map(slice),
                 slice(&gs),
                 div,
-                Some(&mut gx),
+                &mut gx,
                 gt.as_deref_mut(),
             );
             (
