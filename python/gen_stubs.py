@@ -26,7 +26,7 @@ RETURNS = {
     "register_hook": "int", "name": "str", "next_functions": "Any",
     "initial_seed": "int", "seed": "int", "get_state": "Tensor", "grad": "Tuple[Any, ...]",
     "is_grad_enabled": "bool", "_set_grad_enabled": "bool", "default_generator_obj": "Generator",
-    "promote_types": "dtype", "where": "Any", "_attach_function": "list",
+    "promote_types": "dtype", "where": "Any", "_attach_function": "list", "_fusable": "bool",
 }
 
 
