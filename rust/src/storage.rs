@@ -185,7 +185,8 @@ impl Storage {
     }
 
     /// Writes `values` (row-major, one per element of `layout`) into the positions of
-    /// `layout`, a row at a time: the strided write of `copy_`, `cat` and index assignment.
+    /// `layout`, a row at a time (a contiguous layout is one row): the write of `copy_`, `cat` and index
+    /// assignment.
     pub fn write_layout<T: Elem>(&self, layout: &crate::layout::Layout, values: &[T]) {
         use crate::strided_index::{coalesce, for_each_row};
         assert_eq!(T::DTYPE, self.dtype, "storage dtype mismatch");
@@ -215,26 +216,6 @@ impl Storage {
             }
             done += n;
         });
-        self.bump_version();
-    }
-
-    /// Writes a contiguous run starting at `offset`.
-    pub fn write_contiguous<T: Elem>(&self, offset: usize, values: &[T]) {
-        assert_eq!(T::DTYPE, self.dtype, "storage dtype mismatch");
-        if values.is_empty() {
-            return;
-        }
-        self.check_host();
-        assert!(offset + values.len() <= self.len);
-        // SAFETY: bounds checked above; source and destination never overlap because `values`
-        // is a fresh buffer computed before the write.
-        unsafe {
-            std::ptr::copy_nonoverlapping(
-                values.as_ptr(),
-                (self.ptr as *mut T).add(offset),
-                values.len(),
-            )
-        };
         self.bump_version();
     }
 }

@@ -38,12 +38,24 @@ class _Registered:
 
     def __get__(self, module, owner=None):
         if module is not None:
-            d = module.__dict__
-            for registry in ("_parameters", "_buffers", "_modules"):
-                r = d.get(registry)
-                if r is not None and self.name in r:
-                    return r[self.name]
+            value = _registered(module, self.name)
+            if value is not _MISSING:
+                return value
         raise AttributeError(self.name)
+
+
+_MISSING = object()
+
+
+def _registered(module, name):
+    """The parameter, buffer or submodule ``module`` registered as ``name`` (in that order of
+    lookup, as torch), or ``_MISSING``."""
+    d = module.__dict__
+    for registry in ("_parameters", "_buffers", "_modules"):
+        r = d.get(registry)
+        if r is not None and name in r:
+            return r[name]
+    return _MISSING
 
 
 def _find_in_class(cls, name):
@@ -280,10 +292,9 @@ class Module:
     # *** attribute routing ***
 
     def __getattr__(self, name):
-        d = self.__dict__
-        for registry in ("_parameters", "_buffers", "_modules"):
-            if registry in d and name in d[registry]:
-                return d[registry][name]
+        value = _registered(self, name)
+        if value is not _MISSING:
+            return value
         raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
 
     def __setattr__(self, name, value):

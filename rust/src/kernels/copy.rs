@@ -34,11 +34,7 @@ pub fn cast<S: Elem, D: Elem>(src: &[S]) -> Vec<D> {
 
 /// Writes `values` (row-major, `layout.elem_count()` of them) into the positions of `layout`.
 pub fn scatter_into<T: Elem>(storage: &Storage, layout: &Layout, values: &[T]) {
-    if let Some((start, _)) = layout.contiguous_offsets() {
-        storage.write_contiguous(start, values);
-    } else {
-        storage.write_layout(layout, values);
-    }
+    storage.write_layout(layout, values);
 }
 
 /// Copies the elements of `src` seen through `src_layout` to the positions of `dst_layout` in

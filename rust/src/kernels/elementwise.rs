@@ -9,7 +9,8 @@ use std::mem::MaybeUninit;
 
 /// Below this many elements a single thread is faster than waking the pool.
 pub const PAR_THRESHOLD: usize = 1 << 15;
-const PAR_CHUNK: usize = 1 << 13;
+/// Elements per rayon task above the threshold.
+pub const PAR_CHUNK: usize = 1 << 13;
 
 /// A new Vec of `n` elements written chunk by chunk on rayon's threads, without zero-filling
 /// it first: `fill(start, chunk)` must write every slot of the chunk that begins at `start`.

@@ -6,7 +6,7 @@ use crate::dtype::Elem;
 use rayon::prelude::*;
 
 use super::elementwise::num_like::Float;
-use super::elementwise::{FloatMath, PAR_THRESHOLD};
+use super::elementwise::{FloatMath, PAR_CHUNK, PAR_THRESHOLD};
 use super::reduce;
 
 /// Rows per rayon task: enough work per task to amortise scheduling on small rows.
@@ -272,8 +272,6 @@ fn elem_chunk(n: usize) -> usize {
         n.max(1)
     }
 }
-
-const PAR_CHUNK: usize = 1 << 13;
 
 /// Unreduced binary cross-entropy, computed in `T` the way torch's CPU kernel does:
 /// `(t − 1)·max(ln(1 − x), −100) − t·max(ln x, −100)`, then times `w`. Every input and target

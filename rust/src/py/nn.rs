@@ -46,6 +46,19 @@ fn layer_norm(
     new_py(py, out)
 }
 
+/// A loss's input, target and optional weight as core tensors.
+fn loss_operands(
+    input: &PyTensor,
+    target: &PyTensor,
+    weight: Option<PyRef<'_, PyTensor>>,
+) -> (Tensor, Tensor, Option<Tensor>) {
+    (
+        input.t.clone(),
+        target.t.clone(),
+        weight.map(|w| w.t.clone()),
+    )
+}
+
 /// Fused cross-entropy of logits (N, C) against int64 class indices (N,).
 #[pyfunction]
 #[pyo3(signature = (input, target, weight=None, ignore_index=-100, label_smoothing=0.0, reduction="mean"))]
@@ -59,11 +72,7 @@ fn cross_entropy(
     reduction: &str,
 ) -> PyResult<Py<PyTensor>> {
     let r = Reduction::parse(reduction)?;
-    let (x, t, w) = (
-        input.t.clone(),
-        target.t.clone(),
-        weight.map(|w| w.t.clone()),
-    );
+    let (x, t, w) = loss_operands(&input, &target, weight);
     let out = py.detach(|| x.cross_entropy(&t, w.as_ref(), ignore_index, label_smoothing, r))?;
     new_py(py, out)
 }
@@ -79,11 +88,7 @@ fn binary_cross_entropy(
     reduction: &str,
 ) -> PyResult<Py<PyTensor>> {
     let r = Reduction::parse(reduction)?;
-    let (x, t, w) = (
-        input.t.clone(),
-        target.t.clone(),
-        weight.map(|w| w.t.clone()),
-    );
+    let (x, t, w) = loss_operands(&input, &target, weight);
     let out = py.detach(|| x.binary_cross_entropy(&t, w.as_ref(), r))?;
     new_py(py, out)
 }
