@@ -2,25 +2,26 @@
 //! function from Layout to Layout: no data moves.
 
 use crate::error::{Error, Result};
-use crate::shape::{contiguous_strides, elem_count, normalize_dim};
+use crate::shape::{contiguous_strides, elem_count, normalize_dim, Dims};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Layout {
-    shape: Vec<usize>,
-    stride: Vec<usize>,
+    shape: Dims,
+    stride: Dims,
     offset: usize,
 }
 
 impl Layout {
     pub fn contiguous(shape: &[usize]) -> Self {
         Layout {
-            shape: shape.to_vec(),
+            shape: shape.into(),
             stride: contiguous_strides(shape),
             offset: 0,
         }
     }
 
-    pub fn new(shape: Vec<usize>, stride: Vec<usize>, offset: usize) -> Self {
+    pub fn new(shape: impl Into<Dims>, stride: impl Into<Dims>, offset: usize) -> Self {
+        let (shape, stride) = (shape.into(), stride.into());
         debug_assert_eq!(shape.len(), stride.len());
         Layout {
             shape,
@@ -195,8 +196,8 @@ impl Layout {
 
     pub fn squeeze_dims(&self, dims: &[usize]) -> Layout {
         let mut l = Layout {
-            shape: vec![],
-            stride: vec![],
+            shape: Dims::new(),
+            stride: Dims::new(),
             offset: self.offset,
         };
         for i in 0..self.dims() {
@@ -218,7 +219,7 @@ impl Layout {
             )));
         }
         let extra = n - self.dims();
-        let mut stride = vec![0; n];
+        let mut stride: Dims = smallvec::smallvec![0; n];
         for i in (0..n).rev() {
             if i < extra {
                 // A new leading dim: stride as if contiguous over the dims after it (torch's
@@ -247,7 +248,7 @@ impl Layout {
             }
         }
         Ok(Layout {
-            shape: shape.to_vec(),
+            shape: shape.into(),
             stride,
             offset: self.offset,
         })
@@ -260,12 +261,12 @@ impl Layout {
         let numel = self.elem_count();
         if numel == 0 || self.is_contiguous() {
             return Some(Layout {
-                shape: new_shape.to_vec(),
+                shape: new_shape.into(),
                 stride: contiguous_strides(new_shape),
                 offset: self.offset,
             });
         }
-        let mut new_stride = vec![0usize; new_shape.len()];
+        let mut new_stride: Dims = smallvec::smallvec![0; new_shape.len()];
         let old_n = self.dims();
         let mut view_d = new_shape.len() as isize - 1;
         let mut chunk_base_stride = *self.stride.last().unwrap_or(&1);
@@ -297,7 +298,7 @@ impl Layout {
             return None;
         }
         Some(Layout {
-            shape: new_shape.to_vec(),
+            shape: new_shape.into(),
             stride: new_stride,
             offset: self.offset,
         })

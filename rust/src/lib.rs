@@ -4,6 +4,7 @@
 // The library is named `_C` because that is the Python module's name (`ferrotorch._C`).
 #![allow(non_snake_case)]
 
+pub mod alloc;
 pub mod backprop;
 pub mod device;
 pub mod dtype;

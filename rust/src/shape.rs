@@ -1,6 +1,11 @@
 //! Shape helpers: dim normalisation, broadcasting, element counts.
 
 use crate::error::{Error, Result};
+use smallvec::SmallVec;
+
+/// A list of sizes or strides, inline up to 6 dims (what nearly every tensor has), so a tensor's
+/// layout costs no allocation of its own.
+pub type Dims = SmallVec<[usize; 6]>;
 
 /// Turns a possibly negative dim into an index in `[0, ndim)`; a rank-0 tensor accepts -1 and 0
 /// like torch does.
@@ -80,8 +85,8 @@ pub fn broadcast_shapes(op: &'static str, lhs: &[usize], rhs: &[usize]) -> Resul
 
 /// Contiguous (row-major) strides of a shape. They saturate instead of overflowing: only a
 /// zero-size tensor can have such a shape (see `strides_fit`), and it never uses them.
-pub fn contiguous_strides(shape: &[usize]) -> Vec<usize> {
-    let mut stride = vec![0; shape.len()];
+pub fn contiguous_strides(shape: &[usize]) -> Dims {
+    let mut stride: Dims = smallvec::smallvec![0; shape.len()];
     let mut acc = 1usize;
     for i in (0..shape.len()).rev() {
         stride[i] = acc;

@@ -29,32 +29,36 @@ pub struct Storage {
     ptr: *mut u8,
     len: usize,
     dtype: DType,
-    /// Keeps the memory alive: a `Vec<T>` we allocated or a foreign object.
-    _owner: Box<dyn Any + Send + Sync>,
+    /// Keeps the memory alive.
+    owner: Owner,
     /// Bumped by every in-place write; autograd compares it with the value it saved.
     version: AtomicU64,
     device: Device,
 }
 
-// SAFETY: the buffer is plain old data owned by `_owner`; concurrent access follows torch's
+/// Who frees a storage's buffer.
+enum Owner {
+    /// A `Vec` we allocated, taken apart (no second box around it): freed with the allocation
+    /// layout the `Vec` used (its capacity times the element size).
+    Vec(std::alloc::Layout),
+    /// Memory someone else frees once this object is dropped (a numpy array, a torch tensor).
+    Foreign(Box<dyn Any + Send + Sync>),
+}
+
+// SAFETY: the buffer is plain old data owned by `owner`; concurrent access follows torch's
 // model (reads may run in parallel; writes happen from one op at a time, see `write`).
 unsafe impl Send for Storage {}
 unsafe impl Sync for Storage {}
 
 impl Storage {
-    fn new(
-        ptr: *mut u8,
-        len: usize,
-        dtype: DType,
-        owner: Box<dyn Any + Send + Sync>,
-    ) -> Arc<Storage> {
+    fn new(ptr: *mut u8, len: usize, dtype: DType, owner: Owner) -> Arc<Storage> {
         LIVE_STORAGES.fetch_add(1, Ordering::Relaxed);
         LIVE_BYTES.fetch_add(len * dtype.size_in_bytes(), Ordering::Relaxed);
         Arc::new(Storage {
             ptr,
             len,
             dtype,
-            _owner: owner,
+            owner,
             version: AtomicU64::new(0),
             device: Device::Cpu,
         })
@@ -73,7 +77,7 @@ impl Storage {
         owner: Box<dyn Any + Send + Sync>,
         device: Device,
     ) -> Arc<Storage> {
-        let mut s = Storage::new(host_ptr, len, dtype, owner);
+        let mut s = Storage::new(host_ptr, len, dtype, Owner::Foreign(owner));
         Arc::get_mut(&mut s)
             .expect("a new storage has one owner")
             .device = device;
@@ -83,9 +87,13 @@ impl Storage {
     pub fn device(&self) -> Device {
         self.device
     }
-    /// The object that owns the memory (the `torch.Tensor` of a torch-backed storage).
-    pub fn owner(&self) -> &(dyn Any + Send + Sync) {
-        self._owner.as_ref()
+    /// The object that owns the memory (the `torch.Tensor` of a torch-backed storage); `None`
+    /// for a buffer we allocated.
+    pub fn owner(&self) -> Option<&(dyn Any + Send + Sync)> {
+        match &self.owner {
+            Owner::Foreign(o) => Some(o.as_ref()),
+            Owner::Vec(_) => None,
+        }
     }
     /// Whether our kernels can address the elements (host memory).
     pub fn is_host(&self) -> bool {
@@ -99,10 +107,11 @@ impl Storage {
         );
     }
 
-    pub fn from_vec<T: Elem>(mut v: Vec<T>) -> Arc<Storage> {
+    pub fn from_vec<T: Elem>(v: Vec<T>) -> Arc<Storage> {
+        let mut v = std::mem::ManuallyDrop::new(v);
         let ptr = v.as_mut_ptr() as *mut u8;
-        let len = v.len();
-        Storage::new(ptr, len, T::DTYPE, Box::new(v))
+        let layout = std::alloc::Layout::array::<T>(v.capacity()).expect("a Vec's layout is valid");
+        Storage::new(ptr, v.len(), T::DTYPE, Owner::Vec(layout))
     }
 
     /// Wraps memory owned by someone else.
@@ -116,7 +125,7 @@ impl Storage {
         dtype: DType,
         owner: Box<dyn Any + Send + Sync>,
     ) -> Arc<Storage> {
-        Storage::new(ptr, len, dtype, owner)
+        Storage::new(ptr, len, dtype, Owner::Foreign(owner))
     }
 
     pub fn dtype(&self) -> DType {
@@ -149,7 +158,7 @@ impl Storage {
             return &[];
         }
         self.check_host();
-        // SAFETY: ptr/len describe `len` initialised elements of T kept alive by `_owner`.
+        // SAFETY: ptr/len describe `len` initialised elements of T kept alive by `owner`.
         unsafe { std::slice::from_raw_parts(self.ptr as *const T, self.len) }
     }
 
@@ -224,6 +233,13 @@ impl Drop for Storage {
     fn drop(&mut self) {
         LIVE_STORAGES.fetch_sub(1, Ordering::Relaxed);
         LIVE_BYTES.fetch_sub(self.len * self.dtype.size_in_bytes(), Ordering::Relaxed);
+        if let Owner::Vec(layout) = self.owner {
+            if layout.size() != 0 {
+                // SAFETY: ptr came from a Vec whose allocation had exactly this layout, and
+                // nothing else frees it (the Vec was taken apart in `from_vec`).
+                unsafe { std::alloc::dealloc(self.ptr, layout) };
+            }
+        }
     }
 }
 

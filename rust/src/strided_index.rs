@@ -3,6 +3,7 @@
 //! take the slice fast paths in the kernels before reaching this.
 
 use crate::layout::Layout;
+use crate::shape::Dims;
 
 /// Calls `f(offsets, inner_strides, len)` once per row (all dims but the last fixed), where
 /// `offsets[i]` is operand i's storage offset of the row's first element and `inner_strides[i]`
@@ -50,12 +51,9 @@ pub fn for_each_row<const N: usize>(
 
 /// Merges adjacent dims that are contiguous with each other in every layout, so that the
 /// row walk above gets long inner rows (e.g. a [64, 3, 768] add collapses to one row).
-pub fn coalesce<const N: usize>(
-    shape: &[usize],
-    layouts: [&Layout; N],
-) -> (Vec<usize>, [Layout; N]) {
-    let mut sh: Vec<usize> = Vec::with_capacity(shape.len());
-    let mut st: [Vec<usize>; N] = std::array::from_fn(|_| Vec::with_capacity(shape.len()));
+pub fn coalesce<const N: usize>(shape: &[usize], layouts: [&Layout; N]) -> (Dims, [Layout; N]) {
+    let mut sh = Dims::new();
+    let mut st: [Dims; N] = std::array::from_fn(|_| Dims::new());
     for (d, &size) in shape.iter().enumerate() {
         if size == 1 {
             continue;
@@ -99,7 +97,7 @@ mod tests {
             .broadcast_as(&[4, 3, 5])
             .unwrap();
         let (sh, [la, lb]) = coalesce(&[4, 3, 5], [&a, &b]);
-        assert_eq!(sh, vec![4, 15]);
+        assert_eq!(sh[..], [4, 15]);
         assert_eq!(la.stride(), &[15, 1]);
         assert_eq!(lb.stride(), &[0, 1]);
     }

@@ -37,7 +37,7 @@ pub fn torch_view<'py>(py: Python<'py>, t: &Tensor) -> PyResult<Bound<'py, PyAny
     let buf = t
         .storage()
         .owner()
-        .downcast_ref::<TorchBuffer>()
+        .and_then(|o| o.downcast_ref::<TorchBuffer>())
         .expect("a torch-backed storage owns a TorchBuffer");
     let l = t.layout();
     buf.tensor.bind(py).call_method1(

@@ -412,7 +412,7 @@ pub fn from_numpy(arr: &Bound<'_, PyAny>) -> PyResult<Tensor> {
         _ => None,
     };
     let stride: Vec<usize> = match strides {
-        None => crate::shape::contiguous_strides(&shape),
+        None => crate::shape::contiguous_strides(&shape).to_vec(),
         Some(s) => {
             let mut out = Vec::with_capacity(s.len());
             for &b in &s {

@@ -7,7 +7,7 @@ use crate::dtype::{DType, Elem};
 use crate::error::{Error, Result};
 use crate::layout::Layout;
 use crate::op::Op;
-use crate::shape::broadcast_shapes;
+use crate::shape::{broadcast_shapes, Dims};
 use crate::with_dtype;
 
 /// One entry of a Python subscript.
@@ -772,8 +772,8 @@ impl AdvPlan {
         };
         let sub = |ds: &[usize], off: usize| {
             Layout::new(
-                ds.iter().map(|&d| view.shape()[d]).collect(),
-                ds.iter().map(|&d| view.stride()[d]).collect(),
+                ds.iter().map(|&d| view.shape()[d]).collect::<Dims>(),
+                ds.iter().map(|&d| view.stride()[d]).collect::<Dims>(),
                 off,
             )
         };
