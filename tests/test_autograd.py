@@ -536,6 +536,41 @@ def test_grad_accumulates_across_backward_calls():
     assert_same(f.grad, t.grad)
 
 
+def _grads_after_backward(M, case):
+    """Runs one backward where a gradient could reach two places, then writes into one of
+    them in place; returns every gradient afterwards."""
+    a = M.tensor([1.0, -2.0, 3.0], requires_grad=True)
+    b = M.tensor([0.5, 4.0, -1.0], requires_grad=True)
+    if case == "add":  # both inputs get the incoming gradient itself
+        (a + b).sum().backward()
+        a.grad.add_(1.0)
+        return a.grad, b.grad
+    if case == "user_gradient":  # the caller keeps the gradient it passed
+        g = M.tensor([1.0, 2.0, 3.0])
+        a.backward(g)
+        g.mul_(10.0)
+        return a.grad, g
+    if case == "cat":  # both gradients are views of one buffer
+        M.cat([a, b]).pow(2).sum().backward()
+        b.grad.sub_(1.0)
+        return a.grad, b.grad
+    if case == "retain_grad":  # a non-leaf and a leaf share the gradient of an add
+        h = a * 2
+        h.retain_grad()
+        (h + b).exp().sum().backward()
+        h.grad.mul_(3.0)
+        return a.grad, b.grad, h.grad
+    raise AssertionError(case)
+
+
+@pytest.mark.parametrize("case", ["add", "user_gradient", "cat", "retain_grad"])
+def test_stored_gradients_never_share_memory(case):
+    # Gradients that nothing else holds become `.grad` without a copy; the others are copied,
+    # so an in-place write to one `.grad` never shows up anywhere else (as in torch).
+    for f, t in zip(_grads_after_backward(ft, case), _grads_after_backward(torch, case)):
+        assert_same(f, t)
+
+
 def test_retain_graph_allows_second_backward():
     f, t = both([1.0, -2.0, 3.0])
     for x in (f, t):

@@ -159,8 +159,7 @@ fn run_backward(
         if into_grad {
             store_grad(t, g.clone())?;
         }
-        let edges = node.edges();
-        let input_grads = node.with_op(!retain_graph, |o| grad_of(o, &g))?;
+        let (input_grads, edges) = node.with_op(!retain_graph, |o| grad_of(o, &g))?;
         for (input, ig) in edges.iter().zip(input_grads) {
             if let Some(ig) = ig {
                 if input.node.is_some() || input.tensor.requires_grad() {
@@ -192,12 +191,14 @@ fn topo_order(roots: impl Iterator<Item = Edge>) -> Vec<Edge> {
         }
         stack.push((e.clone(), true));
         if let Some(node) = &e.node {
-            for input in node.edges().iter().rev() {
-                let tracked = input.node.is_some() || input.tensor.requires_grad();
-                if tracked && !seen.contains(&input.slot()) {
-                    stack.push((input.clone(), false));
+            node.with_edges(|edges| {
+                for input in edges.iter().rev() {
+                    let tracked = input.node.is_some() || input.tensor.requires_grad();
+                    if tracked && !seen.contains(&input.slot()) {
+                        stack.push((input.clone(), false));
+                    }
                 }
-            }
+            });
         }
     }
     post.reverse();
@@ -214,13 +215,14 @@ fn accumulate(grads: &mut HashMap<usize, Tensor>, e: &Edge, g: Tensor) -> Result
     Ok(())
 }
 
-/// `.grad += g` (a fresh contiguous tensor the first time, like torch).
+/// `.grad += g` (a fresh contiguous tensor the first time, like torch: `g` itself when nothing
+/// else can see it, else a copy).
 /// Atomic per tensor: backward passes running in several threads into one leaf all add up.
 fn store_grad(t: &Tensor, g: Tensor) -> Result<()> {
     let g = fit(t, g)?;
     t.update_grad(|prev| match prev {
         Some(prev) => prev.binary_t(B::Add, &g),
-        None => Ok(if op::is_grad_enabled() {
+        None => Ok(if op::is_grad_enabled() || g.is_sole_dense_owner() {
             g
         } else {
             g.contiguous_copy()
@@ -374,6 +376,9 @@ fn grad_of(op: &Op, g: &Tensor) -> Result<Vec<Option<Tensor>>> {
             vec![Some(ga), Some(gb)]
         }
         Op::Unary { op, x, out } => {
+            if let Some(gx) = nn::unary_backward_from_output(*op, g, out)? {
+                return Ok(vec![Some(gx)]);
+            }
             let out = &live(out, || x.unary(*op))?;
             let one = |t: &Tensor| scalar(1.0, t.dtype());
             let gx = match op {

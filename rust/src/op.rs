@@ -385,8 +385,13 @@ impl Node {
         })
     }
 
-    /// Runs `f` on the op, optionally freeing it afterwards.
-    pub fn with_op<R>(&self, free: bool, f: impl FnOnce(&Op) -> Result<R>) -> Result<R> {
+    /// Runs `f` on the op and hands back the edges its result flows along; with `free`, a
+    /// node that saved values gives up its op and edges (moved out, not copied).
+    pub fn with_op<R>(
+        &self,
+        free: bool,
+        f: impl FnOnce(&Op) -> Result<R>,
+    ) -> Result<(R, Vec<Edge>)> {
         let mut guard = self.op.lock().unwrap_or_else(|e| e.into_inner());
         let op = guard.as_ref().ok_or_else(|| {
             Error::runtime(format!(
@@ -407,11 +412,14 @@ impl Node {
         // Like torch, only nodes that saved values are spent by a backward: a second backward
         // through additions, views or casts still works without retain_graph.
         let saves = !self.versions.is_empty() || matches!(op, Op::External { .. });
-        if free && saves {
+        let mut edges = self.edges.lock().unwrap_or_else(|e| e.into_inner());
+        let edges = if free && saves {
             *guard = None;
-            self.edges.lock().unwrap_or_else(|e| e.into_inner()).clear();
-        }
-        Ok(r)
+            std::mem::take(&mut *edges)
+        } else {
+            edges.clone()
+        };
+        Ok((r, edges))
     }
 
     /// For a view node: the live tensor object at the root of its chain of views.
@@ -421,7 +429,12 @@ impl Node {
 
     /// The edges gradients flow along (empty once the graph was freed).
     pub fn edges(&self) -> Vec<Edge> {
-        self.edges.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.with_edges(|e| e.to_vec())
+    }
+
+    /// Runs `f` on the edges without copying them (`f` must not touch this node).
+    pub fn with_edges<R>(&self, f: impl FnOnce(&[Edge]) -> R) -> R {
+        f(&self.edges.lock().unwrap_or_else(|e| e.into_inner()))
     }
 }
 

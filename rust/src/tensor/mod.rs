@@ -422,6 +422,21 @@ impl Tensor {
         op::no_grad(|| self.deep_copy())
     }
 
+    /// Whether this handle is the only reference to a tensor without history that alone uses
+    /// a buffer we allocated, laid out densely from its start: then the tensor can become
+    /// another tensor's `.grad` as it is, with nobody else able to see later writes to it
+    /// (torch's gradient accumulation steals such gradients instead of copying them).
+    pub fn is_sole_dense_owner(&self) -> bool {
+        Arc::strong_count(&self.0) == 1
+            && Arc::weak_count(&self.0) == 0
+            && Arc::strong_count(&self.0.storage) == 1
+            && self.0.storage.owner().is_none()
+            && self.0.layout.offset() == 0
+            && self.elem_count() == self.0.storage.len()
+            && self.is_contiguous()
+            && !self.0.grad.has_node.load(Ordering::Relaxed)
+    }
+
     pub fn storage(&self) -> &Arc<Storage> {
         &self.0.storage
     }

@@ -5,6 +5,7 @@
 use crate::device::{self, Value};
 use crate::dtype::DType;
 use crate::error::{Error, Result};
+use crate::kernels::elementwise::map2;
 use crate::kernels::fused::{self, BceRange, CrossEntropySpec};
 use crate::kernels::optim::{self as optk, AdamHyper, SgdHyper};
 use crate::op::{self, Op};
@@ -1176,6 +1177,38 @@ pub fn gelu_backward(g: &Tensor, x: &Tensor, tanh: bool) -> Result<Tensor> {
         run!(f32)
     };
     Ok(out.to_dtype(g.dtype()))
+}
+
+/// The gradient of ReLU, sigmoid or tanh from the op's output, as one pass over `(out, g)`
+/// with torch's arithmetic (`out <= 0 ? 0 : g`, `g * (1 - out) * out`, `g * (1 - out * out)`).
+/// `None` where the recorded formula must run instead: a backward that is itself recorded,
+/// the torch backend, other dtypes or ops.
+pub fn unary_backward_from_output(op: U, g: &Tensor, out: &Tensor) -> Result<Option<Tensor>> {
+    let fused = matches!(op, U::Relu | U::Sigmoid | U::Tanh)
+        && matches!(out.dtype(), DType::F32 | DType::F64)
+        && g.dtype() == out.dtype()
+        && !op::is_grad_enabled();
+    if !fused || device::op_device("unary_backward", &[g, out])?.is_some() {
+        return Ok(None);
+    }
+    let g = g.broadcast_as(out.shape())?;
+    macro_rules! run {
+        ($T:ty) => {{
+            let y = (out.storage().as_slice::<$T>(), out.layout());
+            let gs = (g.storage().as_slice::<$T>(), g.layout());
+            let v = match op {
+                U::Relu => map2(y, gs, |y: $T, g: $T| if y <= 0.0 { 0.0 } else { g }),
+                U::Sigmoid => map2(y, gs, |y: $T, g: $T| g * (1.0 - y) * y),
+                _ => map2(y, gs, |y: $T, g: $T| g * (1.0 - y * y)),
+            };
+            Tensor::from_vec(v, out.shape())?
+        }};
+    }
+    Ok(Some(if out.dtype() == DType::F64 {
+        run!(f64)
+    } else {
+        run!(f32)
+    }))
 }
 
 // *** the fused ops on the torch backend: forward and backward take the same arguments
