@@ -21,50 +21,44 @@ fn small(size: usize) -> bool {
     size <= SMALL
 }
 
+/// The allocator that serves (and frees) blocks of `size` bytes.
+fn pick(size: usize) -> &'static dyn GlobalAlloc {
+    if small(size) {
+        &mimalloc::MiMalloc
+    } else {
+        &System
+    }
+}
+
 // SAFETY: each block is freed by the allocator that made it: both ends decide by the block's
 // size, which Rust passes unchanged to `dealloc` and `realloc`; a `realloc` across the
 // threshold moves the block between the two.
 unsafe impl GlobalAlloc for Allocator {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if small(layout.size()) {
-            mimalloc::MiMalloc.alloc(layout)
-        } else {
-            System.alloc(layout)
-        }
+        pick(layout.size()).alloc(layout)
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        if small(layout.size()) {
-            mimalloc::MiMalloc.alloc_zeroed(layout)
-        } else {
-            System.alloc_zeroed(layout)
-        }
+        pick(layout.size()).alloc_zeroed(layout)
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        if small(layout.size()) {
-            mimalloc::MiMalloc.dealloc(ptr, layout)
-        } else {
-            System.dealloc(ptr, layout)
-        }
+        pick(layout.size()).dealloc(ptr, layout)
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        match (small(layout.size()), small(new_size)) {
-            (true, true) => mimalloc::MiMalloc.realloc(ptr, layout, new_size),
-            (false, false) => System.realloc(ptr, layout, new_size),
-            _ => {
-                // SAFETY (of the layout): the caller guarantees new_size, rounded up to the
-                // alignment, does not overflow isize.
-                let new = Layout::from_size_align_unchecked(new_size, layout.align());
-                let moved = self.alloc(new);
-                if !moved.is_null() {
-                    std::ptr::copy_nonoverlapping(ptr, moved, layout.size().min(new_size));
-                    self.dealloc(ptr, layout);
-                }
-                moved
-            }
+        if small(layout.size()) == small(new_size) {
+            return pick(new_size).realloc(ptr, layout, new_size);
         }
+        // SAFETY (of the layout): the caller guarantees new_size, rounded up to the alignment,
+        // does not overflow isize.
+        let new = Layout::from_size_align_unchecked(new_size, layout.align());
+        let moved = self.alloc(new);
+        if !moved.is_null() {
+            std::ptr::copy_nonoverlapping(ptr, moved, layout.size().min(new_size));
+            self.dealloc(ptr, layout);
+        }
+        moved
     }
 }
 

@@ -431,9 +431,7 @@ impl Tensor {
             && Arc::weak_count(&self.0) == 0
             && Arc::strong_count(&self.0.storage) == 1
             && self.0.storage.owner().is_none()
-            && self.0.layout.offset() == 0
-            && self.elem_count() == self.0.storage.len()
-            && self.is_contiguous()
+            && self.0.layout.contiguous_offsets() == Some((0, self.0.storage.len()))
             && !self.0.grad.has_node.load(Ordering::Relaxed)
     }
 
