@@ -35,13 +35,14 @@ def _t(x, device=None):
 
 
 def _unpack(t):
-    """(flat contiguous tensor, shape, dtype name, host address or 0): what the core needs to
-    hold a torch result as a storage."""
+    """(flat contiguous tensor, shape, dtype name, host address or 0, device address, device
+    index or None): what the core needs to hold a torch result as a storage."""
     if not t.is_contiguous():
         t = t.contiguous()
     flat = t.reshape(-1)
-    host = flat.data_ptr() if flat.device.type == "cpu" else 0
-    return flat, list(t.shape), str(t.dtype).replace("torch.", ""), host
+    addr = flat.data_ptr()
+    host = addr if flat.device.type == "cpu" else 0
+    return flat, list(t.shape), str(t.dtype).replace("torch.", ""), host, addr, flat.device.index
 
 
 def _device(name):
@@ -58,6 +59,19 @@ def zeros_like(x):
 
 def full(shape, value, dtype, device):
     return torch.full(shape, value, dtype=_dtype(dtype), device=_device(device))
+
+
+_GENERATORS = {}
+
+
+def bernoulli(shape, p, dtype, seed, device):
+    """A bernoulli(p) tensor drawn on ``device`` by torch's generator there, seeded with
+    ``seed`` (a draw from ferrotorch's generator): dropout masks on a GPU."""
+    gen = _GENERATORS.get(device)
+    if gen is None:
+        gen = _GENERATORS[device] = torch.Generator(device=device)
+    gen.manual_seed(seed)
+    return torch.empty(shape, dtype=_dtype(dtype), device=device).bernoulli_(p, generator=gen)
 
 
 def to_device(x, device):
@@ -88,8 +102,20 @@ _OPERATORS = {"add": operator.add, "sub": operator.sub, "mul": operator.mul,
               "bitwise_xor": operator.xor}
 
 
+def _on_device(*xs):
+    """The arguments with 0-d host tensors (wrapped scalars, results of ops on them) moved to
+    the device of the others: torch takes them beside GPU tensors in arithmetic, but not in
+    every op (``logical_and``, ``where``...), and backward formulas mix them freely."""
+    dev = next((x.device for x in xs if isinstance(x, torch.Tensor) and x.device.type != "cpu"),
+               None)
+    if dev is None:
+        return xs
+    return tuple(x.to(dev) if isinstance(x, torch.Tensor) and x.device.type == "cpu"
+                 and x.dim() == 0 else x for x in xs)
+
+
 def binary(name, a, b):
-    a, b = _t(a), _t(b)
+    a, b = _on_device(_t(a), _t(b))
     if name in _OPERATORS:
         return _OPERATORS[name](a, b)
     if name in ("maximum", "minimum"):
@@ -104,7 +130,7 @@ def binary(name, a, b):
 
 
 def where(cond, a, b):
-    return torch.where(_t(cond), _t(a), _t(b))
+    return torch.where(*_on_device(_t(cond), _t(a), _t(b)))
 
 
 def gelu_backward(g, x, tanh_approx):
@@ -123,6 +149,14 @@ def to_dtype(x, dtype):
 
 def copy_(dst, src):
     dst.copy_(_t(src))
+
+
+def view_scatter_disjoint(src, span, v_shape, v_stride, v_offset):
+    """``src`` written through a view (``v_*``, no element seen twice) into a zeroed flat
+    buffer of ``span`` elements: the gradient of a view that does not overlap itself."""
+    buf = torch.zeros(span, dtype=src.dtype, device=src.device)
+    buf.as_strided(v_shape, v_stride, v_offset).copy_(src)
+    return buf
 
 
 def view_scatter(src, x_shape, x_stride, x_offset, v_shape, v_stride, v_offset, n):
@@ -345,28 +379,24 @@ def attention_backward(g, q, k, v, mask, causal, scale, keep):
 
 def adam_step(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, steps, lr, beta1, beta2,
               eps, weight_decay, decoupled, amsgrad, maximize):
-    for i, p in enumerate(params):
-        g = grads[i]
-        if maximize:
-            g = -g
-        if weight_decay != 0:
-            if decoupled:
-                p.mul_(1 - lr * weight_decay)
-            else:
-                g = g.add(p, alpha=weight_decay)
-        m, v = exp_avgs[i], exp_avg_sqs[i]
-        m.lerp_(g, 1 - beta1)
-        v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
-        step = steps[i]
-        bc1 = 1 - beta1 ** step
-        bc2 = 1 - beta2 ** step
-        if amsgrad:
-            mx = max_exp_avg_sqs[i]
-            torch.maximum(mx, v, out=mx)
-            denom = (mx.sqrt() / math.sqrt(bc2)).add_(eps)
+    """Adam(W) over all the parameters at once with torch's multi-tensor (``_foreach_``) ops:
+    a handful of kernel launches per step instead of a handful per parameter."""
+    if maximize:
+        grads = torch._foreach_neg(grads)
+    if weight_decay != 0:
+        if decoupled:
+            torch._foreach_mul_(params, 1 - lr * weight_decay)
         else:
-            denom = (v.sqrt() / math.sqrt(bc2)).add_(eps)
-        p.addcdiv_(m, denom, value=-lr / bc1)
+            grads = torch._foreach_add(grads, params, alpha=weight_decay)
+    torch._foreach_lerp_(exp_avgs, grads, 1 - beta1)
+    torch._foreach_mul_(exp_avg_sqs, beta2)
+    torch._foreach_addcmul_(exp_avg_sqs, grads, grads, value=1 - beta2)
+    if amsgrad:
+        torch._foreach_maximum_(max_exp_avg_sqs, exp_avg_sqs)
+    denom = torch._foreach_sqrt(max_exp_avg_sqs if amsgrad else exp_avg_sqs)
+    torch._foreach_div_(denom, [math.sqrt(1 - beta2 ** step) for step in steps])
+    torch._foreach_add_(denom, eps)
+    torch._foreach_addcdiv_(params, exp_avgs, denom, [-lr / (1 - beta1 ** step) for step in steps])
 
 
 def sgd_step(params, grads, bufs, fresh, lr, momentum, dampening, weight_decay, nesterov,

@@ -34,6 +34,9 @@ pub struct Storage {
     /// Bumped by every in-place write; autograd compares it with the value it saved.
     version: AtomicU64,
     device: Device,
+    /// The address of the elements in the device's memory (a GPU pointer; equal to `ptr` for
+    /// host memory): what `data_ptr` reports, never dereferenced here.
+    device_addr: usize,
 }
 
 /// Who frees a storage's buffer.
@@ -61,11 +64,13 @@ impl Storage {
             owner,
             version: AtomicU64::new(0),
             device: Device::Cpu,
+            device_addr: ptr as usize,
         })
     }
 
     /// A storage on a torch device: `owner` is the flat `torch.Tensor` holding the `len`
-    /// elements; `host_ptr` their address when they are in host memory (else null).
+    /// elements; `host_ptr` their address when they are in host memory (else null), and
+    /// `device_addr` their address on the device (what `data_ptr` reports).
     ///
     /// # Safety
     /// A non-null `host_ptr` must point to `len` valid, aligned elements of `dtype` that stay
@@ -76,11 +81,12 @@ impl Storage {
         dtype: DType,
         owner: Box<dyn Any + Send + Sync>,
         device: Device,
+        device_addr: usize,
     ) -> Arc<Storage> {
         let mut s = Storage::new(host_ptr, len, dtype, Owner::Foreign(owner));
-        Arc::get_mut(&mut s)
-            .expect("a new storage has one owner")
-            .device = device;
+        let new = Arc::get_mut(&mut s).expect("a new storage has one owner");
+        new.device = device;
+        new.device_addr = device_addr;
         s
     }
 
@@ -137,8 +143,10 @@ impl Storage {
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
+    /// The address of the first element in the memory of the storage's device (a GPU
+    /// address for a CUDA storage): an identity for tensors sharing memory, like torch's.
     pub fn data_ptr(&self) -> usize {
-        self.ptr as usize
+        self.device_addr
     }
     pub fn version(&self) -> u64 {
         self.version.load(Ordering::Acquire)

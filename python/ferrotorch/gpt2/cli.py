@@ -379,7 +379,8 @@ def _train(args, rank, world):
           + (f", {len(val_loader.dataset):,} validation" if val_loader is not None else ""))
     say(f"out: {out}")
     if world > 1:
-        say(f"data parallel: {world} processes (gloo), each on 1/{world} of every batch")
+        backend = "nccl" if args.device.startswith("cuda") else "gloo"
+        say(f"data parallel: {world} processes ({backend}), each on 1/{world} of every batch")
     sys.stdout.flush()
 
     cli_state = {k: o[k] for k in TRAIN_DEFAULTS}

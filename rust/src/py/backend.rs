@@ -57,9 +57,22 @@ pub fn from_torch_tensor(
     device: Device,
 ) -> PyResult<Tensor> {
     let m = module(py)?;
-    // (flat contiguous tensor, shape, dtype name, host address or 0)
-    let (flat, shape, dtype, host): (Bound<'_, PyAny>, Vec<usize>, String, usize) =
-        m.call_method1("_unpack", (obj,))?.extract()?;
+    // (flat contiguous tensor, shape, dtype name, host address or 0, device address, device
+    // index or None)
+    #[allow(clippy::type_complexity)]
+    let (flat, shape, dtype, host, addr, index): (
+        Bound<'_, PyAny>,
+        Vec<usize>,
+        String,
+        usize,
+        usize,
+        Option<usize>,
+    ) = m.call_method1("_unpack", (obj,))?.extract()?;
+    // "cuda" means the current GPU: the tensor reports the one it is on ("cuda:0"), as torch's.
+    let device = match device {
+        Device::Torch { kind, index: None } if index.is_some() => Device::Torch { kind, index },
+        d => d,
+    };
     let dtype = DType::from_name(&dtype).ok_or_else(|| {
         pyo3::exceptions::PyTypeError::new_err(format!(
             "the torch backend produced a tensor of dtype {dtype}, which ferrotorch does not have"
@@ -82,7 +95,7 @@ pub fn from_torch_tensor(
         unsafe { Storage::from_external(host_ptr, len, dtype, Box::new(owner)) }
     } else {
         // SAFETY: as above when the tensor is in host memory; null (never read) otherwise.
-        unsafe { Storage::from_device(host_ptr, len, dtype, Box::new(owner), device) }
+        unsafe { Storage::from_device(host_ptr, len, dtype, Box::new(owner), device, addr) }
     };
     Ok(Tensor::from_storage(storage, Layout::contiguous(&shape)))
 }

@@ -85,6 +85,20 @@ fn finish_on(
     finish(py, t, requires_grad)
 }
 
+/// A filled tensor made on its device: a GPU tensor is filled there by torch, never built in
+/// host memory and copied over.
+fn filled(
+    py: Python<'_>,
+    device: Option<Device>,
+    shape: &[usize],
+    value: Scalar,
+    dtype: DType,
+    requires_grad: bool,
+) -> PyResult<Py<PyTensor>> {
+    let t = Tensor::full_on(shape, value, dtype, device.unwrap_or(Device::Cpu))?;
+    finish(py, t, requires_grad)
+}
+
 #[pyfunction]
 #[pyo3(signature = (data, *, dtype=None, device=None, requires_grad=false, pin_memory=false))]
 fn tensor(
@@ -135,10 +149,12 @@ fn zeros(
 ) -> PyResult<Py<PyTensor>> {
     let _ = (out, layout, pin_memory);
     let dev = device_arg(device)?;
-    finish_on(
+    filled(
         py,
         dev,
-        Tensor::zeros(&sizes(size)?, default_float(dtype)?)?,
+        &sizes(size)?,
+        Scalar::Int(0),
+        default_float(dtype)?,
         requires_grad,
     )
 }
@@ -158,10 +174,12 @@ fn ones(
 ) -> PyResult<Py<PyTensor>> {
     let _ = (out, layout, pin_memory);
     let dev = device_arg(device)?;
-    finish_on(
+    filled(
         py,
         dev,
-        Tensor::full(&sizes(size)?, Scalar::Int(1), default_float(dtype)?)?,
+        &sizes(size)?,
+        Scalar::Int(1),
+        default_float(dtype)?,
         requires_grad,
     )
 }
@@ -183,10 +201,12 @@ fn empty(
 ) -> PyResult<Py<PyTensor>> {
     let _ = (out, layout, pin_memory, memory_format);
     let dev = device_arg(device)?;
-    finish_on(
+    filled(
         py,
         dev,
-        Tensor::zeros(&sizes(size)?, default_float(dtype)?)?,
+        &sizes(size)?,
+        Scalar::Int(0),
+        default_float(dtype)?,
         requires_grad,
     )
 }
@@ -208,7 +228,7 @@ fn full(
         None => v.dtype(),
     };
     let shape = sizes(&PyTuple::new(py, [size])?)?;
-    finish_on(py, dev, Tensor::full(&shape, v, dt)?, requires_grad)
+    filled(py, dev, &shape, v, dt, requires_grad)
 }
 
 fn scalar_arg(o: &Bound<'_, PyAny>, op: &str, name: &str) -> PyResult<Scalar> {
@@ -251,10 +271,12 @@ fn zeros_like(
 ) -> PyResult<Py<PyTensor>> {
     let _ = memory_format;
     let dev = like_device(device, &input)?;
-    finish_on(
+    filled(
         py,
         dev,
-        Tensor::zeros(input.t.shape(), like_dtype(&input, dtype)?)?,
+        input.t.shape(),
+        Scalar::Int(0),
+        like_dtype(&input, dtype)?,
         requires_grad,
     )
 }
@@ -271,10 +293,12 @@ fn ones_like(
 ) -> PyResult<Py<PyTensor>> {
     let _ = memory_format;
     let dev = like_device(device, &input)?;
-    finish_on(
+    filled(
         py,
         dev,
-        Tensor::full(input.t.shape(), Scalar::Int(1), like_dtype(&input, dtype)?)?,
+        input.t.shape(),
+        Scalar::Int(1),
+        like_dtype(&input, dtype)?,
         requires_grad,
     )
 }
@@ -307,10 +331,12 @@ fn full_like(
     let _ = memory_format;
     let dev = like_device(device, &input)?;
     let v = scalar_arg(fill_value, "full_like", "fill_value")?;
-    finish_on(
+    filled(
         py,
         dev,
-        Tensor::full(input.t.shape(), v, like_dtype(&input, dtype)?)?,
+        input.t.shape(),
+        v,
+        like_dtype(&input, dtype)?,
         requires_grad,
     )
 }

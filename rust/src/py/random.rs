@@ -3,6 +3,7 @@
 
 use super::convert::sizes;
 use super::pytensor::{dtype_arg, new_py, PyTensor};
+use crate::device::{self, Device, TorchKind, Value};
 use crate::dtype::DType;
 use crate::random::{default_generator, Generator};
 use crate::tensor::Tensor;
@@ -526,6 +527,9 @@ fn bernoulli_(
                     "bernoulli_ expects p to be in [0, 1], but got p={p}"
                 )));
             }
+            if let Some(values) = bernoulli_on_gpu(&t.t, &shape, p, &g)? {
+                return write_back(&t.t, values);
+            }
             sample(
                 &shape,
                 if t.t.dtype() == DType::F64 {
@@ -540,6 +544,34 @@ fn bernoulli_(
         }
     };
     write_back(&t.t, values)
+}
+
+/// A GPU tensor's bernoulli(p) mask drawn on the GPU by torch's generator there, seeded with
+/// a draw from `g`: dropout masks never cross from the host, and `ferrotorch.manual_seed`
+/// still makes them reproducible (they differ from the CPU's, as torch's do). `None` on the
+/// host and on `torch:cpu`, which draw from `g` itself (the same values as the native backend).
+/// `shape` is the target's in fill order (see `fill_order`).
+fn bernoulli_on_gpu(t: &Tensor, shape: &[usize], p: f64, g: &GenRef) -> PyResult<Option<Tensor>> {
+    let dev = t.device();
+    let on_gpu = matches!(
+        dev,
+        Device::Torch {
+            kind: TorchKind::Cuda | TorchKind::Mps,
+            ..
+        }
+    );
+    if !on_gpu {
+        return Ok(None);
+    }
+    let seed = g.with(|g| g.random_u64()) >> 1; // a non-negative i64
+    let args = [
+        Value::Ints(shape.iter().map(|&d| d as i64).collect()),
+        Value::Float(p),
+        Value::DType(t.dtype()),
+        Value::Int(seed as i64),
+        Value::Device(dev),
+    ];
+    Ok(Some(device::call1("bernoulli", dev, &args)?))
 }
 
 fn bernoulli_probs(probs: &Tensor, g: &GenRef) -> PyResult<Tensor> {

@@ -360,12 +360,29 @@ impl Tensor {
             }
         }
         let span = x_layout.storage_extent() - start;
-        if span > 2 * n || !src.device().is_native() {
+        if span > 2 * n {
             return None;
         }
         let dst_view = view_layout.with_offset(view_layout.offset().checked_sub(start)?);
         if dst_view.storage_extent() > span {
             return None;
+        }
+        let dev = src.device();
+        if !dev.is_native() {
+            // The same copy into a zeroed buffer, by torch on the tensor's device.
+            let ints = |v: &[usize]| Value::Ints(v.iter().map(|&d| d as i64).collect());
+            let args = [
+                Value::Tensor(src),
+                Value::Int(span as i64),
+                ints(dst_view.shape()),
+                ints(dst_view.stride()),
+                Value::Int(dst_view.offset() as i64),
+            ];
+            let buf = device::call1("view_scatter_disjoint", dev, &args).ok()?;
+            return Some(Tensor::from_storage(
+                buf.storage().clone(),
+                x_layout.with_offset(0),
+            ));
         }
         Some(with_dtype!(src.dtype(), T, {
             let mut buf = vec![T::zero(); span];
