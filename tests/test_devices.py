@@ -72,7 +72,7 @@ def test_random_draws_are_the_same_on_every_device():
     b = ft.randn(4, 3, device=TC)
     assert_same_values(a, b)
     ft.manual_seed(9)
-    da = ft.nn.functional.dropout(ft.ones(50), 0.3)
+    da = ft.nn.functional.dropout(ft.ones(50, device="cpu"), 0.3)
     ft.manual_seed(9)
     db = ft.nn.functional.dropout(ft.ones(50, device=TC), 0.3)
     assert_same_values(da, db)
@@ -269,6 +269,25 @@ def test_cuda_ops_and_gradients_agree_with_torch():
     np.testing.assert_allclose(to_numpy(ac.grad), to_numpy(a.grad), rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(to_numpy(bc.grad), to_numpy(b.grad), rtol=1e-4, atol=1e-5)
     ft.cuda.synchronize()
+
+
+@cuda
+def test_cuda_dropout_draws_on_the_gpu_reproducibly():
+    """Dropout masks of CUDA tensors are drawn on the GPU (by torch's generator there, seeded
+    from ferrotorch's): the same seed gives the same mask, and the gradient is that mask."""
+    x = ft.ones(4000, device="cuda", requires_grad=True)
+    ft.manual_seed(1)
+    a = ft.nn.functional.dropout(x, 0.3)
+    ft.manual_seed(1)
+    b = ft.nn.functional.dropout(x, 0.3)
+    assert_same_values(a, b)
+    values = to_numpy(a)
+    assert set(np.unique(values).tolist()) <= {0.0, float(np.float32(1) / np.float32(0.7))}
+    assert abs((values == 0).mean() - 0.3) < 0.05
+    a.sum().backward()
+    np.testing.assert_array_equal(to_numpy(x.grad), values)
+    y = ft.ones(7, 9, device="cuda").t()  # a transposed view is filled in its own layout
+    assert tuple(ft.nn.functional.dropout(y, 0.5).shape) == (9, 7)
 
 
 @cuda

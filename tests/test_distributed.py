@@ -162,6 +162,33 @@ def test_ddp_in_one_process_is_the_module(tmp_path):
         dist.destroy_process_group()
 
 
+@pytest.mark.skipif(not (ft.cuda.is_available() and dist.is_nccl_available()),
+                    reason="no CUDA GPU with nccl here: the nccl test runs where torch sees one")
+def test_nccl_on_one_gpu(tmp_path):
+    """nccl (one process: nccl wants a GPU per rank): collectives on ferrotorch CUDA tensors
+    cross to torch.distributed, and DDP over nccl gives the plain module's gradients."""
+    store = torch.distributed.FileStore(str(tmp_path / "store"), 1)
+    dist.init_process_group("nccl", store=store, rank=0, world_size=1)
+    try:
+        x = ft.arange(6.0, device="cuda")
+        dist.all_reduce(x)
+        dist.broadcast(x, src=0)
+        np.testing.assert_array_equal(x.cpu().numpy(), np.arange(6.0, dtype=np.float32))
+        ft.manual_seed(3)
+        net = ft.nn.Linear(4, 2).cuda()
+        plain = ft.nn.Linear(4, 2).cuda()
+        plain.load_state_dict(net.state_dict())
+        model = DDP(net)
+        inp = ft.randn(5, 4, device="cuda")
+        model(inp).pow(2).sum().backward()
+        plain(inp).pow(2).sum().backward()
+        for p, q in zip(net.parameters(), plain.parameters()):
+            assert p.grad.is_cuda
+            ft.testing.assert_close(p.grad, q.grad)
+    finally:
+        dist.destroy_process_group()
+
+
 def test_collectives_need_a_process_group():
     assert not dist.is_initialized()
     for call in (dist.get_rank, dist.get_world_size, dist.barrier,

@@ -13,7 +13,7 @@ import ferrotorch as ft
 import numpy as np
 import pytest
 import torch
-from conftest import LAYOUTS, assert_same, make_layout, pair, to_ft
+from conftest import LAYOUTS, assert_same, cuda_differs, make_layout, pair, to_ft
 
 torch.set_num_threads(1)
 
@@ -305,6 +305,7 @@ def test_embedding_sparse_is_not_implemented():
 
 # *** dropout ***
 
+@cuda_differs("dropout masks on CUDA come from the GPU's generator, as torch's do, not the CPU's that the reference uses")
 @pytest.mark.parametrize("layout", LAYOUTS)
 @pytest.mark.parametrize("dtype", FLOATS)
 @pytest.mark.parametrize("p", [0.1, 0.5, 0.9])
@@ -319,6 +320,7 @@ def test_dropout_draws_torchs_mask(p, dtype, layout):
         assert_same(ft.rand(3), torch.rand(3), 0, 0)  # the generators moved alike
 
 
+@cuda_differs("dropout masks on CUDA come from the GPU's generator, as torch's do, not the CPU's that the reference uses")
 @pytest.mark.parametrize("layout", LAYOUTS)
 def test_dropout_gradient_like_torch(layout):
     torch.manual_seed(7)
@@ -326,6 +328,7 @@ def test_dropout_gradient_like_torch(layout):
     check(lambda M, x: F(M).dropout(x, 0.3), (6, 5), layout=layout)
 
 
+@cuda_differs("dropout masks on CUDA come from the GPU's generator, as torch's do, not the CPU's that the reference uses")
 def test_dropout_inplace_like_torch():
     base, tbase = pair((8, 9), "float32")
     torch.manual_seed(3)
@@ -502,6 +505,7 @@ def test_sdpa_grouped_query_attention():
           (2, 6, 4, 8), (2, 2, 5, 8), (2, 3, 5, 4))
 
 
+@cuda_differs("dropout masks on CUDA come from the GPU's generator, as torch's do, not the CPU's that the reference uses")
 @pytest.mark.parametrize("dtype", FLOATS)
 @pytest.mark.parametrize("kw", [dict(), dict(is_causal=True), dict(scale=0.5)])
 def test_sdpa_dropout_same_seed_as_torch(dtype, kw):
