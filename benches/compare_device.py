@@ -1,6 +1,7 @@
 """ferrotorch against torch on a torch-backend device (a GPU), side by side in one run.
 
     python benches/compare_device.py [--device cuda] [--reps 10] [--batch 8] [--seq 512]
+                                     [--autocast bfloat16]
 
 On such a device ferrotorch runs torch's kernels behind its own API and autograd tape, so the
 ratio measures what that layer costs: Python dispatch, the tape, and the backward formulas that
@@ -8,11 +9,13 @@ ferrotorch records itself. Workloads: one small op (dispatch latency), GPT-2 124
 forward and a full training step (forward, cross-entropy, backward, AdamW), both frameworks
 running the same model code (``gpt_bench_model.py``). Timed repetitions alternate the two
 frameworks and report medians; the device is synchronised around every timed region.
+``--autocast bfloat16`` runs the forward passes (and the loss) under each framework's autocast.
 ``--device torch:cpu`` runs the same comparison on torch's CPU kernels (ferrotorch's side on
 "torch:cpu", torch's on "cpu"), which is how this script is smoke-tested without a GPU.
 """
 
 import argparse
+import contextlib
 import os
 import statistics
 import sys
@@ -31,6 +34,8 @@ def parse_args(argv):
     p.add_argument("--batch", type=int, default=8, help="GPT-2 batch size (default: 8)")
     p.add_argument("--seq", type=int, default=512, help="GPT-2 sequence length (default: 512)")
     p.add_argument("--quick", action="store_true", help="a small GPT config: a smoke run")
+    p.add_argument("--autocast", choices=("bfloat16", "float16"),
+                   help="forward passes under autocast in this dtype")
     return p.parse_args(argv)
 
 
@@ -93,14 +98,22 @@ def main(argv=None):
         targets[name] = mod.tensor(tokens[:, 1:]).to(dev)
     mods = {"ferrotorch": ft, "torch": torch}
     n_tokens = args.batch * args.seq
+    kind = "cpu" if torch_device == "cpu" else torch_device.split(":")[0]
+
+    def region(name):
+        if args.autocast is None:
+            return contextlib.nullcontext()
+        mod = mods[name]
+        return mod.autocast(kind, dtype=getattr(mod, args.autocast))
 
     def infer(name):
         models[name].eval()
-        with mods[name].no_grad():
+        with mods[name].no_grad(), region(name):
             return models[name](inputs[name])
 
     t = timed({name: (lambda name=name: infer(name)) for name in models})
-    report(f"GPT-2 forward B={args.batch} T={args.seq}", "tokens/s",
+    amp = f" {args.autocast}" if args.autocast else ""
+    report(f"GPT-2 forward B={args.batch} T={args.seq}{amp}", "tokens/s",
            {k: n_tokens / v for k, v in t.items()})
 
     losses = {name: [] for name in models}
@@ -108,16 +121,17 @@ def main(argv=None):
     def train(name):
         model, opt = models[name], optimizers[name]
         model.train()
-        logits = model(inputs[name])
-        loss = mods[name].nn.functional.cross_entropy(logits.flatten(0, 1),
-                                                      targets[name].flatten())
+        with region(name):
+            logits = model(inputs[name])
+            loss = mods[name].nn.functional.cross_entropy(logits.flatten(0, 1),
+                                                          targets[name].flatten())
         loss.backward()
         opt.step()
         opt.zero_grad()
         losses[name].append(loss)
 
     t = timed({name: (lambda name=name: train(name)) for name in models})
-    report(f"GPT-2 train step B={args.batch} T={args.seq}", "tokens/s",
+    report(f"GPT-2 train step B={args.batch} T={args.seq}{amp}", "tokens/s",
            {k: n_tokens / v for k, v in t.items()})
     first = {name: float(v[0].item()) for name, v in losses.items()}
     print(f"first training loss: ferrotorch {first['ferrotorch']:.4f}, torch {first['torch']:.4f}")

@@ -16,6 +16,7 @@ import math as _math
 from ferrotorch import (  # noqa: E402,F401,I001  (subpackages need the names above)
     _C,
     _tensor,  # noqa: F401  (attaches methods to Tensor)
+    amp,
     autograd,
     backends,
     cuda,
@@ -64,6 +65,12 @@ from ferrotorch._C import bool as bool  # noqa: F401,A004
 from ferrotorch._device import device
 from ferrotorch._size import Size
 from ferrotorch._tensor_str import get_printoptions, set_printoptions  # noqa: F401
+from ferrotorch.amp import (  # noqa: F401
+    autocast,
+    get_autocast_dtype,
+    is_autocast_available,
+    is_autocast_enabled,
+)
 from ferrotorch.autograd.grad_mode import (  # noqa: F401
     enable_grad,
     inference_mode,

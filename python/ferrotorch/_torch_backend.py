@@ -347,7 +347,9 @@ def binary_cross_entropy(x, target, weight, reduction):
 
 
 def _attention(q, k, v, mask, causal, scale, keep):
-    mask, keep = _t(mask, q.device), _t(keep, q.device)
+    # The core hands the mask and dropout multipliers over in its compute dtype (float32 for
+    # half types); torch's products want them in q's.
+    mask, keep = (None if m is None else _t(m, q.device).to(q.dtype) for m in (mask, keep))
     if keep is None:
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal,
                                              scale=scale)

@@ -80,7 +80,8 @@ pub fn backward(
     create_graph: bool,
 ) -> Result<Vec<Option<Tensor>>> {
     let scope = CallbackScope::enter();
-    let out = run_backward(roots, sink, retain_graph, create_graph)?;
+    // Gradients take the dtypes the recorded casts give them: autocast is off in backward.
+    let out = crate::autocast::off(|| run_backward(roots, sink, retain_graph, create_graph))?;
     while let Some(cb) = scope.next() {
         cb()?;
     }

@@ -5,6 +5,7 @@
 #![allow(non_snake_case)]
 
 pub mod alloc;
+pub mod autocast;
 pub mod backprop;
 pub mod device;
 pub mod dtype;

@@ -81,3 +81,6 @@ def is_bf16_supported(including_emulation=True):
     cuda = _torch_cuda()
     return bool(cuda is not None and cuda.is_available()
                 and cuda.is_bf16_supported(including_emulation))
+
+
+from ferrotorch.cuda import amp  # noqa: E402,F401  (torch.cuda.amp.autocast)

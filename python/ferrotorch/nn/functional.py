@@ -16,6 +16,7 @@ import operator
 import warnings
 
 from ferrotorch import _C
+from ferrotorch import amp as _amp
 from ferrotorch._C import Tensor
 from ferrotorch.autograd.function import Function
 from ferrotorch.autograd.grad_mode import no_grad
@@ -433,6 +434,7 @@ def mse_loss(input, target, size_average=None, reduce=None, reduction="mean", we
     >>> torch.nn.functional.mse_loss(torch.tensor([1.0, 2.0]), torch.tensor([1.0, 4.0]))
     tensor(2.)
     """
+    input, target, weight = _amp._float32_args(input, target, weight)
     _check_pointwise_loss("mse_loss", input, target)
     reduction = _reduction(size_average, reduce, reduction)
     diff = input - target
@@ -441,6 +443,7 @@ def mse_loss(input, target, size_average=None, reduce=None, reduction="mean", we
 
 def l1_loss(input, target, size_average=None, reduce=None, reduction="mean", weight=None):
     """Mean absolute error ``|input - target|`` with the given reduction."""
+    input, target, weight = _amp._float32_args(input, target, weight)
     _check_pointwise_loss("l1_loss", input, target)
     reduction = _reduction(size_average, reduce, reduction)
     return _weighted_reduce((input - target).abs(), weight, input, reduction)
@@ -457,6 +460,12 @@ def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=N
     >>> torch.nn.functional.binary_cross_entropy(torch.tensor([0.5]), torch.tensor([1.0]))
     tensor(0.6931)
     """
+    if isinstance(input, Tensor) and _amp._on_gpu_region(input):
+        raise RuntimeError(
+            "torch.nn.functional.binary_cross_entropy and torch.nn.BCELoss are unsafe to "
+            "autocast: combine the sigmoid before it with the loss, as "
+            "binary_cross_entropy_with_logits (or BCEWithLogitsLoss), which is safe to autocast")
+    input, target, weight = _amp._float32_args(input, target, weight)
     _check_tensor("binary_cross_entropy", "input", input, 1)
     _check_tensor("binary_cross_entropy", "target", target, 2)
     if size_average is not None or reduce is not None or reduction not in _REDUCTIONS:
@@ -476,6 +485,7 @@ def binary_cross_entropy_with_logits(input, target, weight=None, size_average=No
     >>> F.binary_cross_entropy_with_logits(torch.tensor([0.0]), torch.tensor([1.0]))
     tensor(0.6931)
     """
+    input, target, weight, pos_weight = _amp._float32_args(input, target, weight, pos_weight)
     _check_tensor("binary_cross_entropy_with_logits", "input", input, 1)
     _check_tensor("binary_cross_entropy_with_logits", "target", target, 2)
     reduction = _reduction(size_average, reduce, reduction)
@@ -599,6 +609,7 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, r
              reduction="mean"):
     """Negative log likelihood: ``-input[n, target[n]]`` (times the class weight), for
     inputs (C), (N, C) or (N, C, d1, ...) of log-probabilities."""
+    input, weight = _amp._float32_args(input, weight)
     _check_tensor("nll_loss", "input", input, 1)
     _check_tensor("nll_loss", "target", target, 2)
     reduction = _reduction(size_average, reduce, reduction)
@@ -675,6 +686,7 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
     >>> torch.nn.functional.cross_entropy(logits, torch.tensor([2]))
     tensor(0.4076)
     """
+    input, target, weight = _amp._float32_args(input, target, weight)
     _check_tensor("cross_entropy", "input", input, 1)
     _check_tensor("cross_entropy", "target", target, 2)
     reduction = _reduction(size_average, reduce, reduction)
@@ -909,6 +921,11 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
     >>> torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True).shape
     torch.Size([1, 2, 4])
     """
+    (query, key, value, attn_mask), region = _amp._product_args(query, key, value, attn_mask)
+    if region:  # cast once here; the ops it is made of are not cast again
+        with _amp._off():
+            return scaled_dot_product_attention(query, key, value, attn_mask, dropout_p,
+                                                is_causal, scale, enable_gqa)
     for i, (name, x) in enumerate((("query", query), ("key", key), ("value", value))):
         _check_tensor("scaled_dot_product_attention", name, x, i + 1)
     if not query.dtype == key.dtype == value.dtype:

@@ -85,6 +85,34 @@ fn finish_on(
     finish(py, t, requires_grad)
 }
 
+fn autocast_kind(device_type: &str) -> PyResult<crate::autocast::Kind> {
+    crate::autocast::Kind::parse(device_type).ok_or_else(|| {
+        PyRuntimeError::new_err(format!(
+            "User specified an unsupported autocast device_type '{device_type}'; autocast \
+             supports cpu, cuda and mps"
+        ))
+    })
+}
+
+/// Turns autocast on (a dtype) or off (None) for `device_type` on this thread; returns the
+/// previous dtype (None when it was off).
+#[pyfunction]
+#[pyo3(signature = (device_type, dtype=None))]
+fn _autocast_set(
+    py: Python<'_>,
+    device_type: &str,
+    dtype: Option<&Bound<'_, PyAny>>,
+) -> PyResult<Option<Py<dtype::PyDType>>> {
+    let old = crate::autocast::set(autocast_kind(device_type)?, dtype_arg(dtype)?);
+    Ok(old.map(|d| dtype::py_dtype(py, d)))
+}
+
+/// The dtype autocast casts to on `device_type` on this thread, or None when it is off.
+#[pyfunction]
+fn _autocast_get(py: Python<'_>, device_type: &str) -> PyResult<Option<Py<dtype::PyDType>>> {
+    Ok(crate::autocast::get(autocast_kind(device_type)?).map(|d| dtype::py_dtype(py, d)))
+}
+
 /// A filled tensor made on its device: a GPU tensor is filled there by torch, never built in
 /// host memory and copied over.
 fn filled(
@@ -623,6 +651,8 @@ fn _C(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(zeros, m)?)?;
     m.add_function(wrap_pyfunction!(ones, m)?)?;
     m.add_function(wrap_pyfunction!(empty, m)?)?;
+    m.add_function(wrap_pyfunction!(_autocast_set, m)?)?;
+    m.add_function(wrap_pyfunction!(_autocast_get, m)?)?;
     m.add_function(wrap_pyfunction!(full, m)?)?;
     m.add_function(wrap_pyfunction!(zeros_like, m)?)?;
     m.add_function(wrap_pyfunction!(ones_like, m)?)?;

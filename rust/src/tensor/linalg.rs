@@ -10,6 +10,9 @@ use crate::shape::broadcast_shapes;
 impl Tensor {
     /// torch.matmul.
     pub fn matmul(&self, rhs: &Tensor) -> Result<Tensor> {
+        if let Some(r) = crate::autocast::product([self, rhs], |[a, b]| a.matmul(b)) {
+            return r;
+        }
         let (a, b) = (self, rhs);
         if a.dims() == 0 || b.dims() == 0 {
             return Err(Error::runtime(format!(
@@ -68,6 +71,9 @@ impl Tensor {
     }
 
     pub fn mm(&self, rhs: &Tensor) -> Result<Tensor> {
+        if let Some(r) = crate::autocast::product([self, rhs], |[a, b]| a.mm(b)) {
+            return r;
+        }
         if self.dims() != 2 || rhs.dims() != 2 {
             return Err(Error::runtime(format!(
                 "mm: expected 2D tensors, got {}D and {}D (shapes {:?} and {:?})",
@@ -97,6 +103,9 @@ impl Tensor {
     }
 
     pub fn bmm(&self, rhs: &Tensor) -> Result<Tensor> {
+        if let Some(r) = crate::autocast::product([self, rhs], |[a, b]| a.bmm(b)) {
+            return r;
+        }
         if self.dims() != 3 || rhs.dims() != 3 {
             return Err(Error::runtime(format!(
                 "batch1 must be a 3D tensor (bmm got shapes {:?} and {:?})",

@@ -15,6 +15,13 @@ use crate::with_f32_or_f64;
 impl Tensor {
     /// torch's `F.linear(self, w, b)`: `self` (..., in), `w` (out, in), `b` (out,).
     pub fn linear(&self, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
+        let autocast = match b {
+            Some(b) => crate::autocast::product([self, w, b], |[x, w, b]| x.linear(w, Some(b))),
+            None => crate::autocast::product([self, w], |[x, w]| x.linear(w, None)),
+        };
+        if let Some(r) = autocast {
+            return r;
+        }
         let fused = matches!(self.dtype(), DType::F32 | DType::F64)
             && self.dims() >= 2
             && w.dims() == 2

@@ -67,6 +67,12 @@ impl Tensor {
         bias: Option<&Tensor>,
         eps: f64,
     ) -> Result<Tensor> {
+        let affine: Vec<&Tensor> = [Some(self), weight, bias].into_iter().flatten().collect();
+        if crate::autocast::wants_f32_on_gpu(&affine) {
+            use crate::autocast::upcast;
+            let (x, w, b) = (upcast(self), weight.map(upcast), bias.map(upcast));
+            return crate::autocast::off(|| x.layer_norm(shape, w.as_ref(), b.as_ref(), eps));
+        }
         let k = shape.len();
         let nd = self.dims();
         if k == 0 || k > nd || self.shape()[nd - k..] != *shape {
@@ -940,6 +946,14 @@ impl Tensor {
         scale: f64,
         keep: Option<&Tensor>,
     ) -> Result<Tensor> {
+        if let Some(dt) = crate::autocast::lower_dtype(&[q, k, v]) {
+            use crate::autocast::cast;
+            let (q, k, v) = (cast(q, dt), cast(k, dt), cast(v, dt));
+            let (mask, keep) = (mask.map(|m| cast(m, dt)), keep.map(|m| cast(m, dt)));
+            return crate::autocast::off(|| {
+                Tensor::attention(&q, &k, &v, mask.as_ref(), causal, scale, keep.as_ref())
+            });
+        }
         let d = attn_dims(q, k, v)?;
         let dt = q.dtype();
         if !dt.is_float() || k.dtype() != dt || v.dtype() != dt {

@@ -493,6 +493,10 @@ impl Tensor {
     }
 
     pub fn softmax(&self, dim: i64, log: bool) -> Result<Tensor> {
+        if crate::autocast::wants_f32_on_gpu(&[self]) {
+            let x = crate::autocast::upcast(self);
+            return crate::autocast::off(|| x.softmax(dim, log));
+        }
         let out = crate::op::no_grad(|| self.softmax_impl(dim, log))?;
         let saved = out.detach();
         Ok(out.record(&[self], || Op::Softmax {
