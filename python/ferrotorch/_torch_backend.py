@@ -14,6 +14,7 @@ backward passes are torch's own (``*_backward`` below).
 import math
 import operator
 
+from ferrotorch._C import Tensor as _Tensor
 from ferrotorch._interop import real_torch
 
 torch = real_torch()
@@ -24,25 +25,30 @@ def _t(x, device=None):
     """A torch tensor for an argument: ferrotorch tensors (native, so on the CPU) cross through
     numpy without a copy (then to ``device`` when given); torch tensors and numbers pass as they
     are."""
-    from ferrotorch._C import Tensor
+    if not isinstance(x, _Tensor):
+        return x
+    from ferrotorch._interop import to_torch
 
-    if isinstance(x, Tensor):
-        from ferrotorch._interop import to_torch
+    x = to_torch(x.detach())
+    return x if device is None else x.to(device)
 
-        x = to_torch(x.detach())
-        return x if device is None else x.to(device)
-    return x
+
+_DTYPE_NAMES = {getattr(torch, n): n for n in ("float16", "bfloat16", "float32", "float64",
+                                                "uint8", "int8", "int16", "int32", "int64",
+                                                "bool", "complex64", "complex128")}
 
 
 def _unpack(t):
-    """(flat contiguous tensor, shape, dtype name, host address or 0, device address, device
-    index or None): what the core needs to hold a torch result as a storage."""
+    """(contiguous tensor, shape, dtype name, host address or 0, device address, device index
+    or None, element count, storage offset): what the core needs to hold a torch result as a
+    storage, in one call."""
     if not t.is_contiguous():
         t = t.contiguous()
-    flat = t.reshape(-1)
-    addr = flat.data_ptr()
-    host = addr if flat.device.type == "cpu" else 0
-    return flat, list(t.shape), str(t.dtype).replace("torch.", ""), host, addr, flat.device.index
+    addr = t.data_ptr()
+    device = t.device
+    host = addr if device.type == "cpu" else 0
+    dtype = _DTYPE_NAMES.get(t.dtype) or str(t.dtype).replace("torch.", "")
+    return t, t.shape, dtype, host, addr, device.index, t.numel(), t.storage_offset()
 
 
 def _device(name):
@@ -106,12 +112,14 @@ def _on_device(*xs):
     """The arguments with 0-d host tensors (wrapped scalars, results of ops on them) moved to
     the device of the others: torch takes them beside GPU tensors in arithmetic, but not in
     every op (``logical_and``, ``where``...), and backward formulas mix them freely."""
-    dev = next((x.device for x in xs if isinstance(x, torch.Tensor) and x.device.type != "cpu"),
-               None)
-    if dev is None:
+    for x in xs:
+        if isinstance(x, torch.Tensor) and not x.is_cpu:
+            dev = x.device
+            break
+    else:
         return xs
-    return tuple(x.to(dev) if isinstance(x, torch.Tensor) and x.device.type == "cpu"
-                 and x.dim() == 0 else x for x in xs)
+    return tuple(x.to(dev) if isinstance(x, torch.Tensor) and x.is_cpu and x.dim() == 0 else x
+                 for x in xs)
 
 
 def binary(name, a, b):

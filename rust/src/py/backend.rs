@@ -15,11 +15,13 @@ use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyList, PyTuple};
 use pyo3::IntoPyObjectExt;
 
-/// What a torch-backed storage owns: a flat torch tensor whose elements are the storage's, and
-/// the storage offset (in torch's storage) of its first element.
+/// What a torch-backed storage owns: a contiguous torch tensor whose elements, in order, are
+/// the storage's, and the storage offset (in torch's storage) of its first element.
 pub struct TorchBuffer {
     pub tensor: Py<PyAny>,
     pub base: usize,
+    /// The tensor's shape: a tensor seeing the whole buffer in this shape is the tensor itself.
+    pub shape: crate::shape::Dims,
 }
 
 static MODULE: PyOnceLock<Py<PyModule>> = PyOnceLock::new();
@@ -40,6 +42,9 @@ pub fn torch_view<'py>(py: Python<'py>, t: &Tensor) -> PyResult<Bound<'py, PyAny
         .and_then(|o| o.downcast_ref::<TorchBuffer>())
         .expect("a torch-backed storage owns a TorchBuffer");
     let l = t.layout();
+    if l.offset() == 0 && l.shape() == &buf.shape[..] && l.is_contiguous() {
+        return Ok(buf.tensor.bind(py).clone()); // as the op produced it: no view to build
+    }
     buf.tensor.bind(py).call_method1(
         "as_strided",
         (
@@ -57,16 +62,18 @@ pub fn from_torch_tensor(
     device: Device,
 ) -> PyResult<Tensor> {
     let m = module(py)?;
-    // (flat contiguous tensor, shape, dtype name, host address or 0, device address, device
-    // index or None)
+    // (contiguous tensor, shape, dtype name, host address or 0, device address, device index
+    // or None, element count, storage offset)
     #[allow(clippy::type_complexity)]
-    let (flat, shape, dtype, host, addr, index): (
+    let (flat, shape, dtype, host, addr, index, len, base): (
         Bound<'_, PyAny>,
         Vec<usize>,
         String,
         usize,
         usize,
         Option<usize>,
+        usize,
+        usize,
     ) = m.call_method1("_unpack", (obj,))?.extract()?;
     // "cuda" means the current GPU: the tensor reports the one it is on ("cuda:0"), as torch's.
     let device = match device {
@@ -78,11 +85,10 @@ pub fn from_torch_tensor(
             "the torch backend produced a tensor of dtype {dtype}, which ferrotorch does not have"
         ))
     })?;
-    let len: usize = flat.call_method0("numel")?.extract()?;
-    let base: usize = flat.call_method0("storage_offset")?.extract()?;
     let owner = TorchBuffer {
         tensor: flat.unbind(),
         base,
+        shape: shape.as_slice().into(),
     };
     let host_ptr = if len == 0 && host == 0 {
         std::ptr::NonNull::<u64>::dangling().as_ptr() as *mut u8
