@@ -121,13 +121,14 @@ pub fn cast(t: &Tensor, dtype: DType) -> Tensor {
     }
 }
 
-/// Whether an op on the float32 list of GPUs (layer norm, softmax) must upcast `ts`: autocast
-/// is on for their GPU and one of them is float16 or bfloat16.
-pub fn wants_f32_on_gpu(ts: &[&Tensor]) -> bool {
+/// Whether an op on the float32 list of GPUs (layer norm, softmax) must upcast `ts` (absent
+/// optional arguments are `None`): autocast is on for their GPU and one of them is float16 or
+/// bfloat16.
+pub fn wants_f32_on_gpu(ts: &[Option<&Tensor>]) -> bool {
     if !any_on() {
         return false;
     }
-    let Some(first) = ts.first() else {
+    let Some(first) = ts.iter().flatten().next() else {
         return false;
     };
     let kind = Kind::of(first.device());
@@ -135,6 +136,7 @@ pub fn wants_f32_on_gpu(ts: &[&Tensor]) -> bool {
         && get(kind).is_some()
         && ts
             .iter()
+            .flatten()
             .any(|t| matches!(t.dtype(), DType::F16 | DType::BF16))
 }
 

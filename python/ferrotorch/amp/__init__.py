@@ -54,12 +54,10 @@ def get_autocast_dtype(device_type):
     """The dtype an autocast region for ``device_type`` casts to by default (or the current
     region's)."""
     kind = _kind(device_type)
-    current = _C._autocast_get(kind) if kind in _KINDS else None
-    if current is not None:
-        return current
     if kind not in _KINDS:
         raise RuntimeError(f"unsupported autocast device_type '{device_type}'")
-    return _DEFAULT_DTYPE[kind]
+    current = _C._autocast_get(kind)
+    return _DEFAULT_DTYPE[kind] if current is None else current
 
 
 class autocast:
@@ -117,19 +115,13 @@ def _off():
             _C._autocast_set(kind, dtype)
 
 
-def _dtype_for(t):
-    """The autocast dtype of the region on ``t``'s device type, or None."""
-    return _C._autocast_get(_kind(t.device.type))
-
-
 def _product_args(*ts):
-    """(``ts`` cast for a matrix product, True) when a region is on for their device (None
-    passes through; float64, integers and bools are never cast); else (``ts``, False)."""
-    if not all(t is None or isinstance(t, _C.Tensor) for t in ts):
-        return ts, False
-    first = next((t for t in ts if t is not None), None)
-    dt = None if first is None else _dtype_for(first)
-    if dt is None:
+    """(``ts`` cast for a matrix product, True) when a region is on for the device of the
+    first (None passes through; float64, integers and bools are never cast); else (``ts``,
+    False)."""
+    first = ts[0]
+    dt = _C._autocast_dtype_for(first) if isinstance(first, _C.Tensor) else None
+    if dt is None or not all(t is None or isinstance(t, _C.Tensor) for t in ts):
         return ts, False
     eligible = (_C.float32, _C.float16, _C.bfloat16)
     return tuple(t.to(dt) if t is not None and t.dtype in eligible and t.dtype != dt else t
@@ -137,10 +129,10 @@ def _product_args(*ts):
 
 
 def _float32_args(*ts):
-    """``ts`` with float16/bfloat16 tensors cast to float32 when a region is on for their
-    device (the losses on torch's float32 list)."""
-    first = next((t for t in ts if isinstance(t, _C.Tensor)), None)
-    if first is None or _dtype_for(first) is None:
+    """``ts`` with float16/bfloat16 tensors cast to float32 when a region is on for the device
+    of the first, the loss's input (the losses on torch's float32 list)."""
+    first = ts[0]
+    if not isinstance(first, _C.Tensor) or _C._autocast_dtype_for(first) is None:
         return ts
     return tuple(t.float() if isinstance(t, _C.Tensor) and t.dtype in _LOWER else t
                  for t in ts)
@@ -148,5 +140,4 @@ def _float32_args(*ts):
 
 def _on_gpu_region(t):
     """Whether ``t`` is on a GPU with an autocast region on."""
-    kind = _kind(t.device.type)
-    return kind != "cpu" and _C._autocast_get(kind) is not None
+    return _C._autocast_dtype_for(t) is not None and _kind(t.device.type) != "cpu"

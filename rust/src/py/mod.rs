@@ -113,6 +113,13 @@ fn _autocast_get(py: Python<'_>, device_type: &str) -> PyResult<Option<Py<dtype:
     Ok(crate::autocast::get(autocast_kind(device_type)?).map(|d| dtype::py_dtype(py, d)))
 }
 
+/// The dtype of the autocast region on `t`'s device type in this thread, or None: the one
+/// check the Python layer's hooks make per call (no device object is built).
+#[pyfunction]
+fn _autocast_dtype_for(py: Python<'_>, t: PyRef<'_, PyTensor>) -> Option<Py<dtype::PyDType>> {
+    crate::autocast::get(crate::autocast::Kind::of(t.t.device())).map(|d| dtype::py_dtype(py, d))
+}
+
 /// A filled tensor made on its device: a GPU tensor is filled there by torch, never built in
 /// host memory and copied over.
 fn filled(
@@ -653,6 +660,7 @@ fn _C(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(empty, m)?)?;
     m.add_function(wrap_pyfunction!(_autocast_set, m)?)?;
     m.add_function(wrap_pyfunction!(_autocast_get, m)?)?;
+    m.add_function(wrap_pyfunction!(_autocast_dtype_for, m)?)?;
     m.add_function(wrap_pyfunction!(full, m)?)?;
     m.add_function(wrap_pyfunction!(zeros_like, m)?)?;
     m.add_function(wrap_pyfunction!(ones_like, m)?)?;

@@ -67,8 +67,7 @@ impl Tensor {
         bias: Option<&Tensor>,
         eps: f64,
     ) -> Result<Tensor> {
-        let affine: Vec<&Tensor> = [Some(self), weight, bias].into_iter().flatten().collect();
-        if crate::autocast::wants_f32_on_gpu(&affine) {
+        if crate::autocast::wants_f32_on_gpu(&[Some(self), weight, bias]) {
             use crate::autocast::upcast;
             let (x, w, b) = (upcast(self), weight.map(upcast), bias.map(upcast));
             return crate::autocast::off(|| x.layer_norm(shape, w.as_ref(), b.as_ref(), eps));

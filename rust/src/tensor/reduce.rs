@@ -493,7 +493,7 @@ impl Tensor {
     }
 
     pub fn softmax(&self, dim: i64, log: bool) -> Result<Tensor> {
-        if crate::autocast::wants_f32_on_gpu(&[self]) {
+        if crate::autocast::wants_f32_on_gpu(&[Some(self)]) {
             let x = crate::autocast::upcast(self);
             return crate::autocast::off(|| x.softmax(dim, log));
         }
