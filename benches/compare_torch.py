@@ -66,7 +66,8 @@ GPT_MODEL = ("GPT-2 124M (vocab 50257, context 1024, emb 768, 12 heads, 12 layer
 WORKLOAD_NOTES = {
     "sgemm": "float32 `a @ b` on the same random data (`from_numpy`), numpy's own matmul too; "
              "squares, and the GPT-2 124M projections at B*T = 512: QKV, MLP up and down, "
-             "LM head",
+             "LM head, with `b` row-major (backward's products) and as `W.T` of a weight "
+             "stored (N, K) as `nn.Linear` keeps it (every forward)",
     "elementwise": "float32 `a + b`, `a * b`, `gelu(a, approximate=\"tanh\")`; "
                    "GB/s = (inputs + output) x 4 bytes / time",
     "gpt_train": "forward, cross-entropy, backward, `AdamW(lr=4e-4, weight_decay=0.1).step()`, "
@@ -248,19 +249,25 @@ def bench_sgemm(s, report):
     report.section("sgemm (M, K) @ (K, N)")
     rng = np.random.default_rng(0)
     m_gpt2 = 16 if s.quick else 512
-    shapes = [((n, n, n), "square") for n in SQUARES[s.level]]
-    shapes += [((m_gpt2, k, n), "sgemm_gpt2") for _, k, n in GPT2_MATMULS]
-    for (m, k, n), tag in shapes:
-        with report.guard(f"sgemm {m}x{k} @ {k}x{n}"):
+    shapes = [((n, n, n), "square", False) for n in SQUARES[s.level]]
+    # GPT-2's projections both ways: b row-major (backward's products), and b = W.T with the
+    # weight W stored (N, K) as nn.Linear keeps it (every forward).
+    for transposed in (False, True):
+        shapes += [((m_gpt2, k, n), "sgemm_gpt2", transposed) for _, k, n in GPT2_MATMULS]
+    for (m, k, n), tag, transposed in shapes:
+        name = f"{m}x{k} @ ({n}x{k}).T" if transposed else f"{m}x{k} @ {k}x{n}"
+        with report.guard(f"sgemm {name}"):
             a = rng.standard_normal((m, k), dtype=np.float32)
-            b = rng.standard_normal((k, n), dtype=np.float32)
+            b = rng.standard_normal((n, k) if transposed else (k, n), dtype=np.float32)
             fa, fb = s.ft.from_numpy(a), s.ft.from_numpy(b)
             ta, tb = s.torch.from_numpy(a), s.torch.from_numpy(b)
+            if transposed:
+                b, fb, tb = b.T, fb.t(), tb.t()
             seconds = alternate({"ferrotorch": lambda: fa @ fb, "torch": lambda: ta @ tb,
                                  "numpy": lambda: a @ b}, s)
             gflops = {name: 2 * m * k * n / t / 1e9 for name, t in seconds.items()}
             ours = gflops["ferrotorch"]
-            report.add(workload=f"{m}x{k} @ {k}x{n}", metric="GFLOP/s", tag=tag, ft=ours,
+            report.add(workload=name, metric="GFLOP/s", tag=tag, ft=ours,
                        torch=gflops["torch"], numpy=gflops["numpy"],
                        speedup=ratio(ours, gflops["torch"]),
                        vs_numpy=ratio(ours, gflops["numpy"]),

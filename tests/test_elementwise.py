@@ -304,6 +304,11 @@ def test_unary_nan_inf(op, dtype):
         skip_if_cuda_differs("gelu(inf) is inf on CUDA, nan on the CPU")
     a, ta = special_values(dtype)
     f = UNARY_OPS[op]
+    if op in ("gelu", "gelu_none") and dtype == "float32":
+        # torch's float32 erf-GELU gives nan for +inf on CPUs where it runs its AVX-512 kernel
+        # (inf with AVX2, and in float64): the reference is float64's, rounded.
+        assert_same(f(a), f(ta.double()).float())
+        return
     assert_same(f(a), f(ta))
 
 

@@ -144,6 +144,38 @@ def test_matmul_large_batched_transposed():
     assert_same(a.transpose(1, 2) @ a, ta.transpose(1, 2) @ ta, rtol=rtol, atol=mm_tol(64, "float32")[1])
 
 
+
+# x @ W.T with W stored row-major (every Linear forward): long rows, or a weight small enough
+# to copy in one piece, are transposed into a row-major scratch before the GEMM, in blocks of
+# 16 MiB (so the float32 1100 x 4000 weight goes in two blocks); ragged sizes test the edges
+# of the 8 x 8 vector transposes.
+TRANSPOSED_WEIGHTS = [(17, 1100, 4000), (33, 300, 333), (16, 1030, 64), (40, 2100, 1030)]
+
+
+@pytest.mark.parametrize("m,k,n", TRANSPOSED_WEIGHTS, ids=str)
+@pytest.mark.parametrize("dtype", FLOATS)
+def test_matmul_transposed_weight(dtype, m, k, n):
+    x, tx = pair((m, k), dtype, seed=26, low=-1, high=1)
+    w, tw = pair((n, k), dtype, seed=27, low=-1, high=1)
+    rtol, atol = mm_tol(k, dtype, scale=1.0)
+    assert_same(x @ w.t(), tx @ tw.t(), rtol=rtol, atol=atol)
+    b, tb = pair((n,), dtype, seed=28)
+    assert_same(ft.nn.functional.linear(x, w, b), torch.nn.functional.linear(tx, tw, tb),
+                rtol=rtol, atol=atol)
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+def test_linear_transposed_weight_views(dtype):
+    # A weight that is a column slice of a wider matrix (rows 1200 apart, starting mid-row)
+    # and a batched, transposed input.
+    x, tx = pair((3, 1030, 7), dtype, seed=29, low=-1, high=1)
+    x, tx = x.transpose(1, 2), tx.transpose(1, 2)
+    w, tw = pair((300, 1200), dtype, seed=30, low=-1, high=1)
+    w, tw = w[5:, 100:1130], tw[5:, 100:1130]
+    rtol, atol = mm_tol(1030, dtype, scale=1.0)
+    assert_same(ft.nn.functional.linear(x, w), torch.nn.functional.linear(tx, tw),
+                rtol=rtol, atol=atol)
+
 def test_matmul_long_dot_product():
     a, ta = pair((10000,), "float32", seed=23)
     b, tb = pair((10000,), "float32", seed=24)

@@ -84,32 +84,150 @@ pub fn gemm_into<T: Elem + GemmFloat>(
         }
         return;
     }
-    // SAFETY: every index the GEMM reads is inside the operands (the tensor layouts were
-    // checked when the views were made), and dst is a fresh m x n buffer.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst.as_mut_ptr(),
-            1,
-            n as isize,
-            accumulate,
-            lhs.as_ptr().add(l.offset),
-            l.cs as isize,
-            l.rs as isize,
-            rhs.as_ptr().add(r.offset),
-            r.cs as isize,
-            r.rs as isize,
-            if accumulate { T::one() } else { T::zero() },
-            T::one(),
-            false,
-            false,
-            false,
-            parallelism(m, n, k),
-        )
+    if r.rs == 1 && r.cs != 1 && copy_transposed_rhs::<T>(m, n, k) {
+        gemm_transposed_rhs(m, n, k, dst, accumulate, lhs, l, rhs, r);
+    } else {
+        // SAFETY: every index the GEMM reads is inside the operands (the tensor layouts were
+        // checked when the views were made), and dst holds m x n elements.
+        unsafe { gemm_raw(m, n, k, dst, n, accumulate, lhs, l, rhs, r) }
     }
     positive_zeros(&mut dst[..m * n]);
+}
+
+/// The gemm crate call: dst (row-major, rows `ldd` apart) = lhs @ rhs (+ dst).
+///
+/// # Safety
+/// Every element the views address must lie inside `lhs` / `rhs`, and `dst` must hold rows
+/// `0..m` of `ldd` elements with at least `n` of them used.
+#[allow(clippy::too_many_arguments)]
+unsafe fn gemm_raw<T: Elem + GemmFloat>(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: &mut [T],
+    ldd: usize,
+    accumulate: bool,
+    lhs: &[T],
+    l: Mat,
+    rhs: &[T],
+    r: Mat,
+) {
+    debug_assert!(m == 0 || dst.len() >= (m - 1) * ldd + n);
+    gemm::gemm(
+        m,
+        n,
+        k,
+        dst.as_mut_ptr(),
+        1,
+        ldd as isize,
+        accumulate,
+        lhs.as_ptr().add(l.offset),
+        l.cs as isize,
+        l.rs as isize,
+        rhs.as_ptr().add(r.offset),
+        r.cs as isize,
+        r.rs as isize,
+        if accumulate { T::one() } else { T::zero() },
+        T::one(),
+        false,
+        false,
+        false,
+        parallelism(m, n, k),
+    )
+}
+
+/// Bytes of row-major copy of a transposed right operand per GEMM call (fewer, larger GEMM
+/// calls keep both threads busy).
+const TRANSPOSED_RHS_CHUNK_BYTES: usize = 16 << 20;
+/// A transposed right operand up to this size is always copied.
+const TRANSPOSED_RHS_CACHED_BYTES: usize = 4 << 20;
+
+/// Whether a right operand stored transposed (`x @ W.T`, every Linear forward) is better
+/// copied row-major before the GEMM than packed by the gemm crate, which gathers it one
+/// element at a time: for a weight matrix (not an attention head) in a product of more than
+/// a few rows, when its rows are long (the gather then strides a page or more per element:
+/// GPT-2's MLP down-projection ran at a third of the machine's speed) or when the whole copy
+/// fits in cache. Measured on GPT-2's shapes; a short-rowed wide operand (the LM head) packs
+/// as fast in place.
+fn copy_transposed_rhs<T>(m: usize, n: usize, k: usize) -> bool {
+    let bytes = k * n * std::mem::size_of::<T>();
+    m >= 16 && bytes >= 256 << 10 && (k >= 1024 || bytes <= TRANSPOSED_RHS_CACHED_BYTES)
+}
+
+/// `lhs @ rhs` where `rhs` is a transposed view (its rows are contiguous in memory, `r.rs ==
+/// 1`). The gemm crate packs such an operand one scattered element at a time, which cost a
+/// third of a GPT-2 forward (its MLP down-projection ran at a third of the machine's speed);
+/// here column blocks of `rhs` are transposed into a row-major scratch with vector
+/// transposes, on every thread, and each block goes through the GEMM's fast path. The
+/// arithmetic per output element is the same GEMM's.
+#[allow(clippy::too_many_arguments)]
+fn gemm_transposed_rhs<T: Elem + GemmFloat>(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: &mut [T],
+    accumulate: bool,
+    lhs: &[T],
+    l: Mat,
+    rhs: &[T],
+    r: Mat,
+) {
+    use rayon::prelude::*;
+    // Rows of the scratch per task: enough tasks for both cores, each a few KiB of the
+    // source's rows wide.
+    const BAND: usize = 64;
+    let per_chunk = (TRANSPOSED_RHS_CHUNK_BYTES / std::mem::size_of::<T>() / k).max(BAND);
+    let chunk = (per_chunk / BAND * BAND).min(n);
+    let mut scratch = vec![T::zero(); k * chunk];
+    let transpose = T::transpose_fn();
+    let mut j0 = 0;
+    while j0 < n {
+        let nc = chunk.min(n - j0);
+        let block = &mut scratch[..k * nc];
+        // block[p, jj] = rhs[p, j0 + jj], which lies at offset + (j0 + jj) * cs + p.
+        block
+            .par_chunks_mut(BAND * nc)
+            .enumerate()
+            .for_each(|(t, rows)| {
+                let p0 = t * BAND;
+                let src = &rhs[r.offset + j0 * r.cs + p0..];
+                transpose(src, r.cs, rows, nc, rows.len() / nc, nc);
+            });
+        let rm = Mat {
+            offset: 0,
+            rs: nc,
+            cs: 1,
+        };
+        // SAFETY: lhs as checked by the caller; the block is k x nc row-major; dst rows are
+        // n apart and this call writes columns j0..j0 + nc of each.
+        unsafe { gemm_raw(m, nc, k, &mut dst[j0..], n, accumulate, lhs, l, block, rm) }
+        j0 += nc;
+    }
+}
+
+/// A transpose: `dst[p * ldd + j] = src[j * lds + p]` for `p < np`, `j < nj`.
+pub type TransposeFn<T> = fn(&[T], usize, &mut [T], usize, usize, usize);
+
+/// The portable transpose, in square tiles so both sides stay in cache.
+fn transpose_tiled<T: Copy>(
+    src: &[T],
+    lds: usize,
+    dst: &mut [T],
+    ldd: usize,
+    np: usize,
+    nj: usize,
+) {
+    const TILE: usize = 16;
+    for jt in (0..nj).step_by(TILE) {
+        for pt in (0..np).step_by(TILE) {
+            for j in jt..(jt + TILE).min(nj) {
+                let row = &src[j * lds + pt..][..TILE.min(np - pt)];
+                for (dp, &v) in row.iter().enumerate() {
+                    dst[(pt + dp) * ldd + j] = v;
+                }
+            }
+        }
+    }
 }
 
 /// Turns -0.0 into +0.0 (a sum started from +0.0).
@@ -125,16 +243,28 @@ fn positive_zeros<T: Elem>(xs: &mut [T]) {
 /// A dot product of two equally long slices.
 pub type DotFn<T> = fn(&[T], &[T]) -> T;
 
-pub trait GemmFloat: 'static + Sized {
+pub trait GemmFloat: 'static + Sized + Copy {
     /// The AVX2 dot product for this type (call it only where AVX2 was detected).
     #[cfg(target_arch = "x86_64")]
     fn dot_avx2() -> DotFn<Self>;
+    /// The fastest transpose on this CPU.
+    fn transpose_fn() -> TransposeFn<Self> {
+        transpose_tiled
+    }
 }
 impl GemmFloat for f32 {
     #[cfg(target_arch = "x86_64")]
     fn dot_avx2() -> DotFn<f32> {
         // SAFETY: callers ask only once AVX2 was detected on this CPU.
         |a, b| unsafe { avx2::dot_f32(a, b) }
+    }
+    fn transpose_fn() -> TransposeFn<f32> {
+        #[cfg(target_arch = "x86_64")]
+        if is_x86_feature_detected!("avx2") {
+            // SAFETY: AVX2 was just detected.
+            return |s, lds, d, ldd, np, nj| unsafe { avx2::transpose_f32(s, lds, d, ldd, np, nj) };
+        }
+        transpose_tiled
     }
 }
 impl GemmFloat for f64 {
@@ -232,6 +362,70 @@ fn dot_for<T: GemmFloat + Arith>() -> DotFn<T> {
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
     use std::arch::x86_64::*;
+
+    /// [`super::transpose_tiled`] for f32 in 8 x 8 register blocks (eight row loads, three
+    /// rounds of shuffles, eight row stores); the ragged edges go element by element.
+    #[target_feature(enable = "avx2")]
+    pub unsafe fn transpose_f32(
+        src: &[f32],
+        lds: usize,
+        dst: &mut [f32],
+        ldd: usize,
+        np: usize,
+        nj: usize,
+    ) {
+        if np == 0 || nj == 0 {
+            return;
+        }
+        assert!(src.len() > (nj - 1) * lds + np - 1 && dst.len() > (np - 1) * ldd + nj - 1);
+        let (s, d) = (src.as_ptr(), dst.as_mut_ptr());
+        let (np8, nj8) = (np / 8 * 8, nj / 8 * 8);
+        for j in (0..nj8).step_by(8) {
+            for p in (0..np8).step_by(8) {
+                let r: [__m256; 8] =
+                    std::array::from_fn(|i| _mm256_loadu_ps(s.add((j + i) * lds + p)));
+                let t0 = _mm256_unpacklo_ps(r[0], r[1]);
+                let t1 = _mm256_unpackhi_ps(r[0], r[1]);
+                let t2 = _mm256_unpacklo_ps(r[2], r[3]);
+                let t3 = _mm256_unpackhi_ps(r[2], r[3]);
+                let t4 = _mm256_unpacklo_ps(r[4], r[5]);
+                let t5 = _mm256_unpackhi_ps(r[4], r[5]);
+                let t6 = _mm256_unpacklo_ps(r[6], r[7]);
+                let t7 = _mm256_unpackhi_ps(r[6], r[7]);
+                let u0 = _mm256_shuffle_ps::<0x44>(t0, t2);
+                let u1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
+                let u2 = _mm256_shuffle_ps::<0x44>(t1, t3);
+                let u3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
+                let u4 = _mm256_shuffle_ps::<0x44>(t4, t6);
+                let u5 = _mm256_shuffle_ps::<0xEE>(t4, t6);
+                let u6 = _mm256_shuffle_ps::<0x44>(t5, t7);
+                let u7 = _mm256_shuffle_ps::<0xEE>(t5, t7);
+                let out = [
+                    _mm256_permute2f128_ps::<0x20>(u0, u4),
+                    _mm256_permute2f128_ps::<0x20>(u1, u5),
+                    _mm256_permute2f128_ps::<0x20>(u2, u6),
+                    _mm256_permute2f128_ps::<0x20>(u3, u7),
+                    _mm256_permute2f128_ps::<0x31>(u0, u4),
+                    _mm256_permute2f128_ps::<0x31>(u1, u5),
+                    _mm256_permute2f128_ps::<0x31>(u2, u6),
+                    _mm256_permute2f128_ps::<0x31>(u3, u7),
+                ];
+                for (i, v) in out.into_iter().enumerate() {
+                    _mm256_storeu_ps(d.add((p + i) * ldd + j), v);
+                }
+            }
+            for jj in j..j + 8 {
+                for p in np8..np {
+                    *d.add(p * ldd + jj) = *s.add(jj * lds + p);
+                }
+            }
+        }
+        for jj in nj8..nj {
+            for p in 0..np {
+                *d.add(p * ldd + jj) = *s.add(jj * lds + p);
+            }
+        }
+    }
 
     /// [`super::dot`] for f32: 32 lanes in four registers, summed pairwise (16, 8, 4, 2, 1).
     #[target_feature(enable = "avx2")]
@@ -342,6 +536,31 @@ mod tests {
     fn vector_dot_products_match_the_portable_one_bit_for_bit() {
         same_bits::<f32>();
         same_bits::<f64>();
+    }
+
+    #[test]
+    fn transposes_match_the_definition() {
+        for (np, nj, lds, ldd) in [
+            (1, 1, 1, 1),
+            (8, 8, 8, 8),
+            (13, 21, 30, 25),
+            (64, 40, 70, 40),
+        ] {
+            let src = values::<f32>(nj * lds, 5);
+            for transpose in [f32::transpose_fn(), transpose_tiled::<f32>] {
+                let mut dst = vec![f32::NAN; np * ldd];
+                transpose(&src, lds, &mut dst, ldd, np, nj);
+                for p in 0..np {
+                    for j in 0..nj {
+                        assert_eq!(
+                            dst[p * ldd + j],
+                            src[j * lds + p],
+                            "({p}, {j}) of {np} x {nj}"
+                        );
+                    }
+                }
+            }
+        }
     }
 
     #[test]

@@ -34,7 +34,10 @@ pub fn fma_peak_gflops(threads: usize, millis: u64) -> f64 {
 
 #[cfg(target_arch = "x86_64")]
 fn simd_loop() -> (usize, fn(usize) -> f32) {
-    if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+    if is_x86_feature_detected!("avx512f") {
+        // SAFETY: detected on this CPU just now.
+        (16, |calls| unsafe { fma_avx512(calls) })
+    } else if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
         // SAFETY: both features were just detected on this CPU.
         (8, |calls| unsafe { fma_avx2(calls) })
     } else {
@@ -66,6 +69,25 @@ unsafe fn fma_avx2(calls: usize) -> f32 {
     let mut lanes = [0f32; 8];
     _mm256_storeu_ps(lanes.as_mut_ptr(), total);
     lanes.iter().sum()
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn fma_avx512(calls: usize) -> f32 {
+    use std::arch::x86_64::*;
+    let mul = _mm512_set1_ps(0.999_999);
+    let add = _mm512_set1_ps(1e-7);
+    let mut acc = [_mm512_set1_ps(1.0); CHAINS];
+    for _ in 0..calls * ITERS {
+        for a in acc.iter_mut() {
+            *a = _mm512_fmadd_ps(*a, mul, add);
+        }
+    }
+    let mut total = _mm512_setzero_ps();
+    for a in acc {
+        total = _mm512_add_ps(total, a);
+    }
+    _mm512_reduce_add_ps(total)
 }
 
 fn fma_scalar(calls: usize) -> f32 {
