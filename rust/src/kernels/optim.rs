@@ -75,6 +75,25 @@ pub fn adam_step<T: Arith + Float + Send + Sync>(
         let denom = second.sqrt().div(bc2_sqrt).add(eps);
         *p = p.add(step_size.mul(*m).div(denom));
     };
+    if vmax.is_none() && !h.maximize && (h.decoupled || h.weight_decay == 0.0) && h.beta1 > 0.5 {
+        // The common case (Adam without decay, AdamW) as one branch-free, vectorised loop.
+        let k = AdamPlain {
+            decay: if h.weight_decay != 0.0 { decay } else { c(1.0) },
+            w1,
+            beta2,
+            one_m_beta2,
+            bc2_sqrt,
+            eps,
+            step_size,
+        };
+        let chunk = adam_plain_fn::<T>();
+        p.par_chunks_mut(CHUNK)
+            .zip(g.par_chunks(CHUNK))
+            .zip(m.par_chunks_mut(CHUNK))
+            .zip(v.par_chunks_mut(CHUNK))
+            .for_each(|(((p, g), m), v)| chunk(p, g, m, v, &k));
+        return;
+    }
     match vmax {
         Some(vmax) => p
             .par_chunks_mut(CHUNK)
@@ -98,6 +117,60 @@ pub fn adam_step<T: Arith + Float + Send + Sync>(
                 }
             }),
     }
+}
+
+/// The constants of [`adam_plain`].
+pub struct AdamPlain<T> {
+    decay: T,
+    w1: T,
+    beta2: T,
+    one_m_beta2: T,
+    bc2_sqrt: T,
+    eps: T,
+    step_size: T,
+}
+
+/// An Adam/AdamW step over one chunk when nothing is maximised, decay (if any) is decoupled
+/// and `beta1 > 0.5`: the same operations in the same order as `adam_step`'s general loop
+/// (with `p * 1` for no decay, which is `p`, and lerp's near-end branch fixed), without its
+/// per-element branches, so the compiler vectorises it.
+#[inline(always)]
+fn adam_plain<T: Arith + Float>(p: &mut [T], g: &[T], m: &mut [T], v: &mut [T], k: &AdamPlain<T>) {
+    let n = p.len();
+    let (g, m, v) = (&g[..n], &mut m[..n], &mut v[..n]);
+    for i in 0..n {
+        let grad = g[i];
+        let pd = p[i].mul(k.decay);
+        let mi = m[i].add(k.w1.mul(grad.sub(m[i])));
+        let vi = v[i].mul(k.beta2).add(k.one_m_beta2.mul(grad).mul(grad));
+        let denom = vi.sqrt().div(k.bc2_sqrt).add(k.eps);
+        p[i] = pd.add(k.step_size.mul(mi).div(denom));
+        m[i] = mi;
+        v[i] = vi;
+    }
+}
+
+type AdamPlainFn<T> = fn(&mut [T], &[T], &mut [T], &mut [T], &AdamPlain<T>);
+
+/// [`adam_plain`] compiled for AVX2 where the CPU has it (wider vectors, the same
+/// arithmetic: no fused multiply-adds are formed).
+fn adam_plain_fn<T: Arith + Float>() -> AdamPlainFn<T> {
+    #[cfg(target_arch = "x86_64")]
+    if is_x86_feature_detected!("avx2") {
+        #[target_feature(enable = "avx2")]
+        unsafe fn wide<T: Arith + Float>(
+            p: &mut [T],
+            g: &[T],
+            m: &mut [T],
+            v: &mut [T],
+            k: &AdamPlain<T>,
+        ) {
+            adam_plain(p, g, m, v, k)
+        }
+        // SAFETY: AVX2 was just detected.
+        return |p, g, m, v, k| unsafe { wide(p, g, m, v, k) };
+    }
+    adam_plain
 }
 
 /// Hyper-parameters of one SGD step.
