@@ -10,6 +10,7 @@ only where torch does.
 
 import gc
 import os
+import platform
 import subprocess
 import sys
 import weakref
@@ -552,3 +553,36 @@ def test_training_run_does_not_grow():
     growth_kib = samples[steps][0] - samples[200][0]
     assert growth_kib < 4096, f"RSS grew by {growth_kib} KiB from step 200 to {steps}"
     assert samples[steps][3] < samples[every][3], "the model did not train"
+
+
+FREED_MEMORY_SCRIPT = """
+import ferrotorch as ft
+
+def rss_mb():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+
+before = rss_mb()
+t = ft.ones(50 * 2**20 // 4)  # 50 MiB, above glibc's largest default heap block (32 MiB)
+held = rss_mb()
+del t
+after = rss_mb()
+print(round(held - before), round(held - after))
+"""
+
+
+def freed_memory(env):
+    out = subprocess.run([sys.executable, "-c", FREED_MEMORY_SCRIPT], capture_output=True,
+                         text=True, env={**os.environ, **env}, check=True)
+    return [int(x) for x in out.stdout.split()]
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's heap only")
+def test_large_freed_buffers_stay_mapped_for_reuse():
+    # A freed 50 MiB buffer stays mapped (the next step reuses it without the OS zeroing new
+    # pages); FERROTORCH_MALLOC_DEFAULTS=1 keeps glibc's behaviour of unmapping it at once.
+    held, given_back = freed_memory({})
+    assert held >= 45 and given_back < 5, (held, given_back)
+    held, given_back = freed_memory({"FERROTORCH_MALLOC_DEFAULTS": "1"})
+    assert held >= 45 and given_back >= 45, (held, given_back)

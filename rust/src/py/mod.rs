@@ -639,6 +639,7 @@ fn _queue_backward_callback(callback: Py<PyAny>) -> PyResult<()> {
 #[pymodule]
 fn _C(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
+    crate::alloc::keep_freed_memory();
     backend::register();
     m.add_class::<PyTensor>()?;
     m.add_class::<dtype::PyDType>()?;
