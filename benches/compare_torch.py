@@ -265,7 +265,7 @@ def bench_sgemm(s, report):
                 b, fb, tb = b.T, fb.t(), tb.t()
             seconds = alternate({"ferrotorch": lambda: fa @ fb, "torch": lambda: ta @ tb,
                                  "numpy": lambda: a @ b}, s)
-            gflops = {name: 2 * m * k * n / t / 1e9 for name, t in seconds.items()}
+            gflops = {fw: 2 * m * k * n / t / 1e9 for fw, t in seconds.items()}
             ours = gflops["ferrotorch"]
             report.add(workload=name, metric="GFLOP/s", tag=tag, ft=ours,
                        torch=gflops["torch"], numpy=gflops["numpy"],

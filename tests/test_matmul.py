@@ -144,7 +144,6 @@ def test_matmul_large_batched_transposed():
     assert_same(a.transpose(1, 2) @ a, ta.transpose(1, 2) @ ta, rtol=rtol, atol=mm_tol(64, "float32")[1])
 
 
-
 # x @ W.T with W stored row-major (every Linear forward): long rows, or a weight small enough
 # to copy in one piece, are transposed into a row-major scratch before the GEMM, in blocks of
 # 16 MiB (so the float32 1100 x 4000 weight goes in two blocks); ragged sizes test the edges
@@ -175,6 +174,7 @@ def test_linear_transposed_weight_views(dtype):
     rtol, atol = mm_tol(1030, dtype, scale=1.0)
     assert_same(ft.nn.functional.linear(x, w), torch.nn.functional.linear(tx, tw),
                 rtol=rtol, atol=atol)
+
 
 def test_matmul_long_dot_product():
     a, ta = pair((10000,), "float32", seed=23)

@@ -25,20 +25,6 @@ fn par_build<O: Elem>(n: usize, fill: impl Fn(usize, &mut [MaybeUninit<O>]) + Sy
     out
 }
 
-/// Whether the contiguous loops below run their AVX2 build (detected once; the check is an
-/// atomic load).
-#[inline]
-fn wide_simd() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        is_x86_feature_detected!("avx2")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
-}
-
 /// `o[i] = f(src[i])` for every slot of `o`.
 #[inline(always)]
 fn fill1<A: Elem, O: Elem>(o: &mut [MaybeUninit<O>], src: &[A], f: &impl Fn(A) -> O) {
@@ -60,8 +46,8 @@ fn fill2<A: Elem, B: Elem, O: Elem>(
     }
 }
 
-/// The contiguous loops compiled for AVX2: the baseline x86-64 target has 128-bit vectors;
-/// these have 256-bit ones. The arithmetic is the same (Rust never fuses a multiply and an
+/// The contiguous loops compiled for AVX2 (used where the CPU has it; the check is a cached
+/// atomic load): the baseline x86-64 target has 128-bit vectors; these have 256-bit ones. The arithmetic is the same (Rust never fuses a multiply and an
 /// add on its own), so both builds give the same bits.
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
@@ -91,10 +77,9 @@ pub fn map1<A: Elem, O: Elem>(a: (&[A], &Layout), f: impl Fn(A) -> O + Sync) -> 
     let (da, la) = a;
     if let Some((s, e)) = la.contiguous_offsets() {
         let src = &da[s..e];
-        let wide = wide_simd();
         let fill = |o: &mut [MaybeUninit<O>], src: &[A]| {
             #[cfg(target_arch = "x86_64")]
-            if wide {
+            if is_x86_feature_detected!("avx2") {
                 // SAFETY: AVX2 was detected on this CPU.
                 return unsafe { avx2::fill1(o, src, &f) };
             }
@@ -127,10 +112,9 @@ pub fn map2<A: Elem, B: Elem, O: Elem>(
     let n = la.elem_count();
     if let (Some((sa, ea)), Some((sb, eb))) = (la.contiguous_offsets(), lb.contiguous_offsets()) {
         let (xa, xb) = (&da[sa..ea], &db[sb..eb]);
-        let wide = wide_simd();
         let fill = |o: &mut [MaybeUninit<O>], xa: &[A], xb: &[B]| {
             #[cfg(target_arch = "x86_64")]
-            if wide {
+            if is_x86_feature_detected!("avx2") {
                 // SAFETY: AVX2 was detected on this CPU.
                 return unsafe { avx2::fill2(o, xa, xb, &f) };
             }

@@ -240,3 +240,43 @@ pub fn sgd_step<T: Arith + Float + Send + Sync>(
             }),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The branch-free loop against the general one: amsgrad with a zero running maximum does
+    /// the same arithmetic (`max(v, 0) = v`) through the general loop.
+    #[test]
+    fn the_plain_adam_loop_gives_the_general_loops_bits() {
+        let n = 70_001;
+        let vals = |seed: u32| -> Vec<f32> {
+            (0..n)
+                .map(|i| ((i as u32).wrapping_mul(2_654_435_761) ^ seed) as f32 / 4e9 - 0.5)
+                .collect()
+        };
+        let g = vals(1);
+        for (decoupled, weight_decay) in [(true, 0.1), (false, 0.0)] {
+            let h = AdamHyper {
+                lr: 4e-2,
+                beta1: 0.9,
+                beta2: 0.999,
+                eps: 1e-8,
+                weight_decay,
+                maximize: false,
+                decoupled,
+                step: 3.0,
+            };
+            let (mut p1, mut m1, mut v1) = (vals(2), vals(3), vals(4));
+            v1.iter_mut().for_each(|x| *x = x.abs());
+            let (mut p2, mut m2, mut v2) = (p1.clone(), m1.clone(), v1.clone());
+            let mut vmax = vec![0f32; n];
+            adam_step(&mut p1, &g, &mut m1, &mut v1, None, h);
+            adam_step(&mut p2, &g, &mut m2, &mut v2, Some(&mut vmax), h);
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&p1), bits(&p2));
+            assert_eq!(bits(&m1), bits(&m2));
+            assert_eq!(bits(&v1), bits(&v2));
+        }
+    }
+}
