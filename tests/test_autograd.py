@@ -970,6 +970,48 @@ def test_data_modification_bypasses_the_version_check():
     assert_same(res[ft], res[torch])
 
 
+def _outcome(fn):
+    """The result of ``fn()``, or the type of the exception it raised."""
+    try:
+        return fn()
+    except RuntimeError as e:
+        return type(e)
+
+
+@pytest.mark.parametrize("case", ["unread_factor", "read_factor", "sum_operand",
+                                  "where_branch", "quotient"])
+def test_inplace_write_fails_backward_only_where_the_formula_reads_the_value(case):
+    """A graph keeps (and version-checks) only what a backward formula reads, as torch does: a
+    factor whose partner takes no gradient, the operands of a sum and the branches of a where
+    may be changed in place before the backward; a factor that is read, or a divisor, may not."""
+    res = {}
+    for M in (ft, torch):
+        w = M.tensor([1.0, 2.0, 3.0], requires_grad=True)
+        v = M.tensor([0.5, -1.0, 2.0], requires_grad=True)
+        c = M.tensor([3.0, 4.0, 5.0])
+        h = w * 2
+        if case == "unread_factor":
+            y = h * c
+        elif case == "read_factor":
+            y = h * v
+        elif case == "sum_operand":
+            y = (h + v) - h
+        elif case == "where_branch":
+            y = M.where(c > 3.5, h, v)
+        else:
+            y = v / h
+        h.add_(1)
+
+        def backward():
+            y.sum().backward()
+            return tuple(g for g in (w.grad, v.grad) if g is not None)
+
+        res[M] = _outcome(backward)
+    assert (res[ft] is RuntimeError) == (res[torch] is RuntimeError), res
+    if res[torch] is not RuntimeError:
+        assert_same(res[ft], res[torch])
+
+
 def test_data_setter():
     res = {}
     for M in (ft, torch):

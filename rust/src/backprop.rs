@@ -312,18 +312,26 @@ fn grad_of(op: &Op, g: &Tensor) -> Result<Vec<Option<Tensor>>> {
     Ok(match op {
         Op::Binary { op, lhs, rhs, out } => {
             let (a, b) = (lhs, rhs);
-            let out = &live(out, || a.binary_t(*op, b))?;
+            // Only a quotient and a power read their result (the graph keeps no other).
+            let result = || live(out, || a.binary_t(*op, b));
             let (ga, gb) = match op {
                 B::Add => (g.clone(), g.clone()),
                 B::Sub => (g.clone(), g.unary(U::Neg)?),
-                B::Mul => (mul(g, b)?, mul(g, a)?),
+                B::Mul => {
+                    // A factor whose partner takes no gradient was not kept (`release_unread`).
+                    let ga = a.requires_grad().then(|| mul(g, b)).transpose()?;
+                    let gb = b.requires_grad().then(|| mul(g, a)).transpose()?;
+                    return Ok(vec![ga, gb]);
+                }
                 B::Div => {
+                    let out = &result()?;
                     let ga = g.binary_t(B::Div, b)?;
                     // -g * a / b^2 = -ga * out / a ... computed directly for a == 0.
                     let gb = mul(&ga, out)?.unary(U::Neg)?;
                     (ga, gb)
                 }
                 B::Pow => {
+                    let out = &result()?;
                     // d/da a^b = b * a^(b-1);  d/db a^b = a^b * ln(a) (0 where a == 0 and b >= 0).
                     // In the result's dtype: a Python-number base (int64) must not drop to f32.
                     let (a, b) = (&a.to_dtype(out.dtype()), &b.to_dtype(out.dtype()));

@@ -276,6 +276,48 @@ impl Op {
         }
     }
 
+    /// Lets go of the values the backward formula never reads, keeping husks in their place
+    /// (see `Tensor::husk`): the operands of an addition or subtraction, the factor whose
+    /// partner takes no gradient, the branches of a `where`, the input of a cast, clone or
+    /// move; and every binary result but a quotient's or a power's. Without this, each
+    /// intermediate of a forward pass would live until the backward (the input of a dropout,
+    /// the branch of a residual sum).
+    fn release_unread(&mut self) {
+        use Op::*;
+        let h = |t: &mut Tensor| *t = t.husk();
+        match self {
+            Binary { op, lhs, rhs, out } => {
+                match op {
+                    BinaryOp::Add | BinaryOp::Sub => {
+                        h(lhs);
+                        h(rhs);
+                    }
+                    BinaryOp::Mul => {
+                        // d(a·b)/da reads b, d(a·b)/db reads a: a factor is only read for
+                        // the gradient of the other.
+                        let (a_grad, b_grad) = (lhs.requires_grad(), rhs.requires_grad());
+                        if !b_grad {
+                            h(lhs);
+                        }
+                        if !a_grad {
+                            h(rhs);
+                        }
+                    }
+                    _ => {}
+                }
+                if !matches!(op, BinaryOp::Div | BinaryOp::Pow) {
+                    h(out);
+                }
+            }
+            Where { a, b, .. } => {
+                h(a);
+                h(b);
+            }
+            Cast { x } | Clone { x } | ToDevice { x } => h(x),
+            _ => {}
+        }
+    }
+
     /// The tensors gradients flow to, in order.
     pub fn inputs(&self) -> Vec<Tensor> {
         use Op::*;
@@ -365,6 +407,7 @@ impl Node {
             _ => None,
         };
         op.alias_inputs();
+        op.release_unread();
         let edges = op
             .inputs()
             .into_iter()

@@ -90,6 +90,18 @@ impl Storage {
         s
     }
 
+    /// A storage with no elements that stands for a tensor the autograd graph records but whose
+    /// values its backward formula never reads (see `Tensor::husk`): it keeps the dtype and the
+    /// device, and frees nothing.
+    pub fn husk(dtype: DType, device: Device) -> Arc<Storage> {
+        let ptr = std::ptr::NonNull::<u128>::dangling().as_ptr() as *mut u8;
+        let mut s = Storage::new(ptr, 0, dtype, Owner::Vec(std::alloc::Layout::new::<()>()));
+        Arc::get_mut(&mut s)
+            .expect("a new storage has one owner")
+            .device = device;
+        s
+    }
+
     pub fn device(&self) -> Device {
         self.device
     }

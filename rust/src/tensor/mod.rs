@@ -121,6 +121,23 @@ impl Tensor {
             None => self.detach(),
         }
     }
+    /// What the graph keeps of an input whose values the backward formula never reads (the
+    /// operands of an addition, the input of a cast): its shape, dtype, device and history,
+    /// but not its elements, so that the memory is freed as soon as nothing else needs it (as
+    /// torch saves only what a formula reads). Leaves that require grad stay themselves.
+    pub fn husk(&self) -> Tensor {
+        if self.is_leaf() && self.requires_grad() {
+            return self.clone();
+        }
+        let h = Tensor::from_storage(
+            Storage::husk(self.dtype(), self.device()),
+            self.0.layout.clone(),
+        );
+        match self.node() {
+            Some(n) => h.with_node(n),
+            None => h,
+        }
+    }
     pub fn downgrade(&self) -> WeakTensor {
         Arc::downgrade(&self.0)
     }
