@@ -2,6 +2,7 @@
 torch. Every expected value is computed by torch in the test."""
 
 import ferrotorch as ft
+import numpy as np
 import pytest
 import torch
 from conftest import (
@@ -173,6 +174,38 @@ def test_linear_transposed_weight_views(dtype):
     w, tw = w[5:, 100:1130], tw[5:, 100:1130]
     rtol, atol = mm_tol(1030, dtype, scale=1.0)
     assert_same(ft.nn.functional.linear(x, w), torch.nn.functional.linear(tx, tw),
+                rtol=rtol, atol=atol)
+
+
+# Every layout pair of the float32 GEMM kernels (row-major or transposed, each side), around
+# their block edges: 8-row blocks of the left operand (rows 4..67), 48-column panels of the
+# right (columns 47..145), 128-deep stretches (k 129..6000), one or several column sweeps
+# (4099 columns: the LM head's shape), a few MiB of left operand (512 x 3000).
+GEMM_EDGES = [(4, 1025, 97), (13, 255, 145), (67, 129, 47), (20, 640, 4099), (512, 3000, 100),
+              (9, 6000, 300)]
+
+
+@pytest.mark.parametrize("m,k,n", GEMM_EDGES, ids=str)
+@pytest.mark.parametrize("lhs_t", [False, True], ids=["a", "a.T"])
+@pytest.mark.parametrize("rhs_t", [False, True], ids=["b", "b.T"])
+def test_matmul_layouts_and_block_edges(m, k, n, lhs_t, rhs_t):
+    a, ta = pair((k, m) if lhs_t else (m, k), "float32", seed=31, low=-1, high=1)
+    b, tb = pair((n, k) if rhs_t else (k, n), "float32", seed=32, low=-1, high=1)
+    if lhs_t:
+        a, ta = a.t(), ta.t()
+    if rhs_t:
+        b, tb = b.t(), tb.t()
+    # A row of zeros: its products are +-0.0, and the sums +0.0 (torch's BLAS starts them
+    # from +0.0).
+    a[1] = 0.0
+    ta[1] = 0.0
+    rtol, atol = mm_tol(k, "float32", scale=1.0)
+    ours, theirs = a @ b, ta @ tb
+    assert_same(ours, theirs, rtol=rtol, atol=atol)
+    assert np.array_equal(np.signbit(ours[1].cpu().numpy()), np.signbit(theirs[1].numpy()))
+    # Linear with a bias, which the GEMM adds the products to.
+    c, tc = pair((n,), "float32", seed=33)
+    assert_same(ft.nn.functional.linear(a, b.t(), c), torch.nn.functional.linear(ta, tb.t(), tc),
                 rtol=rtol, atol=atol)
 
 

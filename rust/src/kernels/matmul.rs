@@ -3,6 +3,7 @@
 
 use crate::dtype::Elem;
 use crate::kernels::elementwise::Arith;
+use crate::kernels::sgemm;
 use gemm::Parallelism;
 
 /// Threads for one GEMM: all of rayon's pool for big products, one thread for small ones
@@ -82,6 +83,10 @@ pub fn gemm_into<T: Elem + GemmFloat>(
         if m == 1 || n == 1 {
             positive_zeros(&mut dst[..m * n]);
         }
+        return;
+    }
+    if T::own_gemm(m, n, k, dst, accumulate, lhs, l, rhs, r) {
+        // Sums from +0.0 throughout: no -0.0 to fix.
         return;
     }
     if r.rs == 1 && r.cs != 1 && copy_transposed_rhs::<T>(m, n, k) {
@@ -251,8 +256,42 @@ pub trait GemmFloat: 'static + Sized + Copy {
     fn transpose_fn() -> TransposeFn<Self> {
         transpose_tiled
     }
+    /// Computes `gemm_into`'s product with our own kernels (`sgemm.rs`) and says true, or
+    /// says false where they do not apply (this type, this CPU, these layouts).
+    #[allow(clippy::too_many_arguments)]
+    fn own_gemm(
+        _m: usize,
+        _n: usize,
+        _k: usize,
+        _dst: &mut [Self],
+        _accumulate: bool,
+        _lhs: &[Self],
+        _l: Mat,
+        _rhs: &[Self],
+        _r: Mat,
+    ) -> bool {
+        false
+    }
 }
 impl GemmFloat for f32 {
+    fn own_gemm(
+        m: usize,
+        n: usize,
+        k: usize,
+        dst: &mut [f32],
+        accumulate: bool,
+        lhs: &[f32],
+        l: Mat,
+        rhs: &[f32],
+        r: Mat,
+    ) -> bool {
+        if !sgemm::applies(m, n, k, l, r) {
+            return false;
+        }
+        let transpose = Self::transpose_fn();
+        sgemm::sgemm(m, n, k, dst, accumulate, lhs, l, rhs, r, transpose);
+        true
+    }
     #[cfg(target_arch = "x86_64")]
     fn dot_avx2() -> DotFn<f32> {
         // SAFETY: callers ask only once AVX2 was detected on this CPU.

@@ -8,4 +8,5 @@ pub mod matmul;
 pub mod optim;
 pub mod peak;
 pub mod reduce;
+pub mod sgemm;
 pub mod vmath;
