@@ -364,6 +364,24 @@ def test_attention_matches_torch(dtype, mode):
                     atol=1e-5 if dtype == "float32" else None)
 
 
+@pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize("lq,lk", [(40, 37), (19, 45), (64, 64)])
+def test_causal_attention_rows_longer_than_a_vector(dtype, lq, lk):
+    """Causal rows see 1..lk keys: the softmax runs on the seen part only (in 8-wide chunks and
+    a remainder), the unseen part weighs 0; more queries than keys leaves the last rows seeing
+    every key."""
+    ours, theirs = _attn_inputs(dtype, n=2, lq=lq, lk=lk, e=8, ev=5, seed=64)
+    out = _C._attention(*ours, None, True, 0.4)
+    out_t = torch.nn.functional.scaled_dot_product_attention(*theirs, is_causal=True, scale=0.4)
+    assert_same(out, out_t)
+    g, gt = _both((2, lq, 5), dtype, 65, requires_grad=False)
+    (out * g).sum().backward()
+    (out_t * gt).sum().backward()
+    for a, b in zip(ours, theirs):
+        assert_same(a.grad, b.grad, rtol=1e-5 if dtype == "float32" else None,
+                    atol=1e-5 if dtype == "float32" else None)
+
+
 def test_attention_second_derivative_and_gradcheck():
     ours, theirs = _attn_inputs("float64", n=2, lq=3, lk=4, e=2, ev=3)
     results = []

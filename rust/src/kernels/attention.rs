@@ -78,6 +78,40 @@ fn scores<T: AttnFloat>(
     }
 }
 
+/// The softmax of a row of scores in place, of which only the first `seen` count (the rest
+/// become 0); returns the row's logsumexp. A row with nothing to attend to (all -inf) becomes
+/// zeros, with logsumexp -inf, like torch's CPU kernel.
+#[inline(always)]
+fn softmax_row<T: AttnFloat>(row: &mut [T], seen: usize) -> f64 {
+    let (live, unseen) = row.split_at_mut(seen);
+    unseen.iter_mut().for_each(|x| *x = T::zero());
+    let mx = super::reduce::max_f64(live);
+    if mx == f64::NEG_INFINITY {
+        live.iter_mut().for_each(|x| *x = T::zero());
+        return f64::NEG_INFINITY;
+    }
+    for x in live.iter_mut() {
+        *x = T::from_f64c(x.to_f64c() - mx).exp_fast();
+    }
+    let sum = super::reduce::sum_f64(live);
+    for x in live.iter_mut() {
+        *x = T::from_f64c(x.to_f64c() / sum);
+    }
+    mx + sum.ln()
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use super::AttnFloat;
+
+    /// `softmax_row` built for AVX2 (the baseline x86-64 target vectorises 128 bits wide);
+    /// the same arithmetic, so the same bits.
+    #[target_feature(enable = "avx2")]
+    pub unsafe fn softmax_row<T: AttnFloat>(row: &mut [T], seen: usize) -> f64 {
+        super::softmax_row(row, seen)
+    }
+}
+
 /// Forward: `out` (n, lq, ev) and each row's logsumexp `lse` (n, lq).
 #[allow(clippy::too_many_arguments)]
 pub fn attention_fwd<T: AttnFloat>(
@@ -101,23 +135,16 @@ pub fn attention_fwd<T: AttnFloat>(
         .for_each(|(n, (o, l))| {
             let mut s = vec![T::zero(); d.lq * d.lk];
             scores(d, n, q, k, mask, causal, scale, &mut s);
-            for i in 0..d.lq {
-                let row = &mut s[i * d.lk..(i + 1) * d.lk];
-                let mx = super::reduce::max_f64(row);
-                if mx == f64::NEG_INFINITY {
-                    // A fully masked row attends to nothing: zeros, like torch's CPU kernel.
-                    row.iter_mut().for_each(|x| *x = T::zero());
-                    l[i] = T::from_f64c(f64::NEG_INFINITY);
+            for (i, (row, l)) in s.chunks_exact_mut(d.lk).zip(l.iter_mut()).enumerate() {
+                // A causal row sees keys 0..=i; the rest are -inf and weigh nothing.
+                let seen = if causal { (i + 1).min(d.lk) } else { d.lk };
+                #[cfg(target_arch = "x86_64")]
+                if is_x86_feature_detected!("avx2") {
+                    // SAFETY: AVX2 was detected on this CPU.
+                    *l = T::from_f64c(unsafe { avx2::softmax_row(row, seen) });
                     continue;
                 }
-                for x in row.iter_mut() {
-                    *x = T::from_f64c(x.to_f64c() - mx).exp_fast();
-                }
-                let sum = super::reduce::sum_f64(row);
-                for x in row.iter_mut() {
-                    *x = T::from_f64c(x.to_f64c() / sum);
-                }
-                l[i] = T::from_f64c(mx + sum.ln());
+                *l = T::from_f64c(softmax_row(row, seen));
             }
             if let Some(keep) = keep {
                 // Dropout on the attention weights: keep holds 0 or 1/(1-p) per weight.

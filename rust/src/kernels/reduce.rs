@@ -46,6 +46,7 @@ pub fn rows_inplace<T: Elem, O: Elem>(
 }
 
 /// Sum in f64 with 8 independent accumulators (accurate for f32, fast enough for f64).
+#[inline]
 pub fn sum_f64<T: Elem>(row: &[T]) -> f64 {
     let mut acc = [0f64; 8];
     let chunks = row.chunks_exact(8);
@@ -62,6 +63,7 @@ pub fn sum_f64<T: Elem>(row: &[T]) -> f64 {
 
 /// The largest value of a row, with 8 independent running maxima so the loop vectorises
 /// (NaN is skipped: callers see it through the sums they compute next).
+#[inline]
 pub fn max_f64<T: Elem>(row: &[T]) -> f64 {
     let mut acc = [f64::NEG_INFINITY; 8];
     let chunks = row.chunks_exact(8);
