@@ -56,6 +56,13 @@ pub fn applies(m: usize, n: usize, k: usize, l: Mat, r: Mat) -> bool {
         && available()
 }
 
+thread_local! {
+    /// Each thread's packing buffers, kept between products: a fresh zeroed buffer per product
+    /// (MiBs for GPT-2's) cost more time in memset than its transposes. At most
+    /// `PACKED_LHS_BYTES` plus a panel per thread.
+    static SCRATCH: std::cell::Cell<Vec<f32>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
 /// A raw pointer the threads may share: each writes its own part of the result.
 #[derive(Clone, Copy)]
 struct SharedOut(*mut f32);
@@ -141,7 +148,12 @@ impl Job<'_> {
     ) {
         let blocks = rows.len().div_ceil(MR);
         // The left operand, packed once: depth block p0.. starts at blocks * MR * p0.
-        let mut packed_a = vec![0f32; blocks * MR * self.k];
+        let mut scratch = SCRATCH.take();
+        let len = blocks * MR * self.k + KC * NR;
+        if scratch.len() < len {
+            scratch.resize(len, 0.0);
+        }
+        let (packed_a, panel) = scratch.split_at_mut(blocks * MR * self.k);
         for p0 in (0..self.k).step_by(KC) {
             let kc = KC.min(self.k - p0);
             let a = &mut packed_a[blocks * MR * p0..][..blocks * MR * kc];
@@ -150,7 +162,6 @@ impl Job<'_> {
         // Columns per sweep over the depth: the block of the result they span stays in the
         // L2 cache while every depth block adds to it.
         let nc = (C_BLOCK_BYTES / (4 * rows.len()) / NR).max(1) * NR;
-        let mut panel = vec![0f32; KC * NR];
         for jc in cols.clone().step_by(nc) {
             let jc_end = (jc + nc).min(cols.end);
             for p0 in (0..self.k).step_by(KC) {
@@ -159,7 +170,7 @@ impl Job<'_> {
                 let first = p0 == 0 && !self.accumulate;
                 for j0 in (jc..jc_end).step_by(NR) {
                     let nw = NR.min(jc_end - j0);
-                    self.pack_rhs(&mut panel, p0, kc, j0, nw);
+                    self.pack_rhs(panel, p0, kc, j0, nw);
                     for (b, a) in a.chunks_exact(MR * kc).enumerate() {
                         let i = rows.start + b * MR;
                         let mr = MR.min(rows.end - i);
@@ -169,6 +180,7 @@ impl Job<'_> {
                 }
             }
         }
+        SCRATCH.set(scratch);
     }
 
     /// Packs columns `p0..p0 + kc` of the left operand's `rows`, `MR` rows at a time, each
