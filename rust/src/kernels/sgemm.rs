@@ -262,10 +262,10 @@ unsafe fn microkernel(
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
     use super::{MR, NR};
+    use std::arch::x86_64::*;
 
     /// 16-lane vectors per row of a panel.
     const V: usize = NR / 16;
-    use std::arch::x86_64::*;
 
     /// The microkernel for `R` rows (see `super::microkernel`).
     #[target_feature(enable = "avx512f")]
