@@ -129,6 +129,15 @@ pub fn attention_fwd<T: AttnFloat>(
     if d.lq == 0 || d.ev == 0 {
         return;
     }
+    #[cfg(target_arch = "x86_64")]
+    let softmax: fn(&mut [T], usize) -> f64 = if is_x86_feature_detected!("avx2") {
+        // SAFETY: AVX2 was detected on this CPU.
+        |row, seen| unsafe { avx2::softmax_row(row, seen) }
+    } else {
+        softmax_row
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let softmax: fn(&mut [T], usize) -> f64 = softmax_row;
     out.par_chunks_mut(d.lq * d.ev)
         .zip(lse.par_chunks_mut(d.lq))
         .enumerate()
@@ -138,13 +147,7 @@ pub fn attention_fwd<T: AttnFloat>(
             for (i, (row, l)) in s.chunks_exact_mut(d.lk).zip(l.iter_mut()).enumerate() {
                 // A causal row sees keys 0..=i; the rest are -inf and weigh nothing.
                 let seen = if causal { (i + 1).min(d.lk) } else { d.lk };
-                #[cfg(target_arch = "x86_64")]
-                if is_x86_feature_detected!("avx2") {
-                    // SAFETY: AVX2 was detected on this CPU.
-                    *l = T::from_f64c(unsafe { avx2::softmax_row(row, seen) });
-                    continue;
-                }
-                *l = T::from_f64c(softmax_row(row, seen));
+                *l = T::from_f64c(softmax(row, seen));
             }
             if let Some(keep) = keep {
                 // Dropout on the attention weights: keep holds 0 or 1/(1-p) per weight.

@@ -85,7 +85,7 @@ pub fn gemm_into<T: Elem + GemmFloat>(
         }
         return;
     }
-    if T::own_gemm(m, n, k, dst, accumulate, lhs, l, rhs, r) {
+    if T::own_gemm().is_some_and(|own| own(m, n, k, dst, accumulate, lhs, l, rhs, r)) {
         // Sums from +0.0 throughout: no -0.0 to fix.
         return;
     }
@@ -210,6 +210,9 @@ fn gemm_transposed_rhs<T: Elem + GemmFloat>(
     }
 }
 
+/// `gemm_into` on our own kernels: false (nothing done) where they do not apply.
+pub type OwnGemmFn<T> = fn(usize, usize, usize, &mut [T], bool, &[T], Mat, &[T], Mat) -> bool;
+
 /// A transpose: `dst[p * ldd + j] = src[j * lds + p]` for `p < np`, `j < nj`.
 pub type TransposeFn<T> = fn(&[T], usize, &mut [T], usize, usize, usize);
 
@@ -256,41 +259,16 @@ pub trait GemmFloat: 'static + Sized + Copy {
     fn transpose_fn() -> TransposeFn<Self> {
         transpose_tiled
     }
-    /// Computes `gemm_into`'s product with our own kernels (`sgemm.rs`) and says true, or
-    /// says false where they do not apply (this type, this CPU, these layouts).
-    #[allow(clippy::too_many_arguments)]
-    fn own_gemm(
-        _m: usize,
-        _n: usize,
-        _k: usize,
-        _dst: &mut [Self],
-        _accumulate: bool,
-        _lhs: &[Self],
-        _l: Mat,
-        _rhs: &[Self],
-        _r: Mat,
-    ) -> bool {
-        false
+    /// Our own kernels for this type (`sgemm.rs`), where there are any: they compute
+    /// `gemm_into`'s product and say true, or say false where they do not apply (this CPU,
+    /// these layouts, these sizes).
+    fn own_gemm() -> Option<OwnGemmFn<Self>> {
+        None
     }
 }
 impl GemmFloat for f32 {
-    fn own_gemm(
-        m: usize,
-        n: usize,
-        k: usize,
-        dst: &mut [f32],
-        accumulate: bool,
-        lhs: &[f32],
-        l: Mat,
-        rhs: &[f32],
-        r: Mat,
-    ) -> bool {
-        if !sgemm::applies(m, n, k, l, r) {
-            return false;
-        }
-        let transpose = Self::transpose_fn();
-        sgemm::sgemm(m, n, k, dst, accumulate, lhs, l, rhs, r, transpose);
-        true
+    fn own_gemm() -> Option<OwnGemmFn<f32>> {
+        Some(sgemm::sgemm)
     }
     #[cfg(target_arch = "x86_64")]
     fn dot_avx2() -> DotFn<f32> {

@@ -17,7 +17,7 @@
 //! Each output element is a sum over `k` in order, from +0.0, in `KC`-long stretches added to
 //! the result; so no result is ever -0.0, as with torch's BLAS.
 
-use super::matmul::{Mat, TransposeFn};
+use super::matmul::{GemmFloat, Mat, TransposeFn};
 
 /// Rows of the result per microkernel call, each broadcast from the packed left operand.
 const MR: usize = 8;
@@ -70,8 +70,8 @@ struct SharedOut(*mut f32);
 unsafe impl Send for SharedOut {}
 unsafe impl Sync for SharedOut {}
 
-/// dst[m x n] (row-major, contiguous) = lhs @ rhs, or dst + lhs @ rhs when `accumulate`.
-/// Callers check `applies` first.
+/// dst[m x n] (row-major, contiguous) = lhs @ rhs, or dst + lhs @ rhs when `accumulate`, and
+/// true; false (nothing done) where these kernels do not apply (see `applies`).
 #[allow(clippy::too_many_arguments)]
 pub fn sgemm(
     m: usize,
@@ -83,10 +83,12 @@ pub fn sgemm(
     l: Mat,
     rhs: &[f32],
     r: Mat,
-    transpose: TransposeFn<f32>,
-) {
+) -> bool {
     use rayon::prelude::*;
-    assert!(applies(m, n, k, l, r) && dst.len() >= m * n);
+    if !applies(m, n, k, l, r) {
+        return false;
+    }
+    assert!(dst.len() >= m * n);
     // Every element the views address lies inside the operands (checked when the views were
     // made); these asserts keep the unsafe code below honest about it.
     assert!(lhs.len() > l.offset + (m - 1) * l.rs + (k - 1) * l.cs);
@@ -102,7 +104,7 @@ pub fn sgemm(
         l,
         rhs,
         r,
-        transpose,
+        transpose: f32::transpose_fn(),
     };
     if n >= m && panels >= 2 * threads || m < 2 * MR * threads {
         // Split the column panels.
@@ -121,6 +123,7 @@ pub fn sgemm(
             unsafe { job.run(out, rows, 0..n) }
         });
     }
+    true
 }
 
 /// One product's operands, shared by its tasks.
@@ -175,7 +178,7 @@ impl Job<'_> {
                         let i = rows.start + b * MR;
                         let mr = MR.min(rows.end - i);
                         let c = out.0.add(i * self.n + j0);
-                        microkernel(mr, kc, a.as_ptr(), panel.as_ptr(), c, self.n, nw, first);
+                        KERNELS[mr - 1](kc, a.as_ptr(), panel.as_ptr(), c, self.n, nw, first);
                     }
                 }
             }
@@ -223,41 +226,44 @@ impl Job<'_> {
     }
 }
 
-/// `c[0..mr, 0..nw] (+)= a[0..mr, 0..kc] @ b[0..kc, 0..NR]`, `a` a packed block (`kc x MR`),
-/// `b` a packed panel (`kc x NR`), `c`'s rows `ldc` apart; `first` overwrites `c`, otherwise
-/// adds to it.
+/// A microkernel: `c[0..R, 0..nw] (+)= a[0..R, 0..kc] @ b[0..kc, 0..NR]` for its `R` rows
+/// (arguments `kc, a, b, c, ldc, nw, first`): `a` a packed block (`kc x MR`), `b` a packed
+/// panel (`kc x NR`), `c`'s rows `ldc` apart; `first` overwrites `c`, otherwise adds to it.
 ///
 /// # Safety
 /// The pointers address the blocks described; AVX-512F is available (see `available`).
-#[allow(clippy::too_many_arguments)]
-unsafe fn microkernel(
-    mr: usize,
-    kc: usize,
-    a: *const f32,
-    b: *const f32,
-    c: *mut f32,
-    ldc: usize,
-    nw: usize,
-    first: bool,
-) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        macro_rules! rows {
-            ($($r:literal)*) => {
-                match mr {
-                    $($r => avx512::kernel::<$r>(kc, a, b, c, ldc, nw, first),)*
-                    _ => unreachable!("at most MR rows"),
-                }
-            };
-        }
-        rows!(1 2 3 4 5 6 7 8)
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        let _ = (mr, kc, a, b, c, ldc, nw, first);
+type Kernel = unsafe fn(usize, *const f32, *const f32, *mut f32, usize, usize, bool);
+
+/// The microkernels for 1..=MR rows (index `rows - 1`).
+#[cfg(target_arch = "x86_64")]
+const KERNELS: [Kernel; MR] = {
+    use avx512::kernel;
+    [
+        kernel::<1>,
+        kernel::<2>,
+        kernel::<3>,
+        kernel::<4>,
+        kernel::<5>,
+        kernel::<6>,
+        kernel::<7>,
+        kernel::<8>,
+    ]
+};
+#[cfg(not(target_arch = "x86_64"))]
+const KERNELS: [Kernel; MR] = {
+    unsafe fn never(
+        _: usize,
+        _: *const f32,
+        _: *const f32,
+        _: *mut f32,
+        _: usize,
+        _: usize,
+        _: bool,
+    ) {
         unreachable!("sgemm::available() is false off x86-64")
     }
-}
+    [never; MR]
+};
 
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
@@ -267,7 +273,7 @@ mod avx512 {
     /// 16-lane vectors per row of a panel.
     const V: usize = NR / 16;
 
-    /// The microkernel for `R` rows (see `super::microkernel`).
+    /// The microkernel for `R` rows (see `super::Kernel`).
     #[target_feature(enable = "avx512f")]
     #[allow(clippy::too_many_arguments)]
     pub unsafe fn kernel<const R: usize>(
@@ -326,7 +332,6 @@ mod tests {
         if !available() {
             return;
         }
-        let transpose: TransposeFn<f32> = <f32 as super::super::matmul::GemmFloat>::transpose_fn();
         for &(m, k, n) in &[(13, 300, 101), (70, 129, 49), (9, 1000, 200)] {
             let a: Vec<f32> = (0..m * k)
                 .map(|i| ((i * 7919) % 1013) as f32 / 1013.0 - 0.5)
@@ -357,9 +362,8 @@ mod tests {
             };
             for (lhs, l) in [(&a, row(k)), (&at, col(m))] {
                 for (rhs, r) in [(&b, row(n)), (&bt, col(k))] {
-                    assert!(applies(m, n, k, l, r));
                     let mut got = vec![1.0f32; m * n];
-                    sgemm(m, n, k, &mut got, true, lhs, l, rhs, r, transpose);
+                    assert!(sgemm(m, n, k, &mut got, true, lhs, l, rhs, r));
                     for (g, w) in got.iter().zip(&want) {
                         assert!(
                             (*g as f64 - 1.0 - w).abs() < 1e-4 * (1.0 + w.abs()),

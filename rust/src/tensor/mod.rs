@@ -113,29 +113,25 @@ impl Tensor {
     /// onto a node that (through its inputs) refers back to it. Leaves that require grad stay
     /// themselves (their `.grad` is where gradients land; they are never rebased).
     pub fn alias(&self) -> Tensor {
-        if self.is_leaf() && self.requires_grad() {
-            return self.clone();
-        }
-        match self.node() {
-            Some(n) => self.detach().with_node(n),
-            None => self.detach(),
-        }
+        self.kept_by_graph(|| self.0.storage.clone())
     }
     /// What the graph keeps of an input whose values the backward formula never reads (the
     /// operands of an addition, the input of a cast): its shape, dtype, device and history,
     /// but not its elements, so that the memory is freed as soon as nothing else needs it (as
     /// torch saves only what a formula reads). Leaves that require grad stay themselves.
     pub fn husk(&self) -> Tensor {
+        self.kept_by_graph(|| Storage::husk(self.dtype(), self.device()))
+    }
+    /// A new tensor object with this one's layout and history on `storage` (a leaf that
+    /// requires grad: the object itself).
+    fn kept_by_graph(&self, storage: impl FnOnce() -> Arc<Storage>) -> Tensor {
         if self.is_leaf() && self.requires_grad() {
             return self.clone();
         }
-        let h = Tensor::from_storage(
-            Storage::husk(self.dtype(), self.device()),
-            self.0.layout.clone(),
-        );
+        let t = Tensor::from_storage(storage(), self.0.layout.clone());
         match self.node() {
-            Some(n) => h.with_node(n),
-            None => h,
+            Some(n) => t.with_node(n),
+            None => t,
         }
     }
     pub fn downgrade(&self) -> WeakTensor {
