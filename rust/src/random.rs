@@ -9,7 +9,10 @@
 //! AVX2 kernels are reproduced (what torch runs on any AVX2/AVX-512 CPU);
 //! [`CpuCapability::Default`] reproduces torch's generic kernels instead.
 //! Wherever this text says `fma(a, b, c)` the generic build computes
-//! `a * b + c` with two roundings.  Float64 normals and the scalar normal path
+//! `a * b + c` with two roundings.  On a CPU with AVX2 and FMA the float32 normal
+//! transform runs eight lanes at a time in AVX2, as torch's does, and the fused
+//! steps are FMA instructions; elsewhere the same operations run lane by lane
+//! (with libm's `fma`), giving the same bits.  Float64 normals and the scalar normal path
 //! call the C library's `log`, `log1p`, `sin` and `cos`, exactly like torch,
 //! so they match torch running against the same libm (glibc here).
 //!
@@ -215,6 +218,7 @@ impl Generator {
     }
 
     /// `a * b + c` as torch's selected build evaluates it.
+    #[inline(always)]
     fn mul_add_f32(&self, a: f32, b: f32, c: f32) -> f32 {
         match self.capability {
             CpuCapability::Avx2 => a.mul_add(b, c),
@@ -223,6 +227,7 @@ impl Generator {
     }
 
     /// `a * b + c` as torch's selected build evaluates it.
+    #[inline(always)]
     fn mul_add_f64(&self, a: f64, b: f64, c: f64) -> f64 {
         match self.capability {
             CpuCapability::Avx2 => a.mul_add(b, c),
@@ -325,20 +330,28 @@ impl Generator {
         Ok(())
     }
 
+    #[inline(never)]
     fn twist(&mut self) {
         let mix = |u: u32, v: u32| -> u32 {
             let y = (u & UPPER_MASK) | (v & LOWER_MASK);
             (y >> 1) ^ if v & 1 != 0 { MATRIX_A } else { 0 }
         };
-        for k in 0..MT_N {
-            let next = self.state[(k + 1) % MT_N];
-            self.state[k] = self.state[(k + MT_M) % MT_N] ^ mix(self.state[k], next);
+        let s = &mut self.state;
+        // Word k mixes words k and k + 1 with word k + M (indices mod N), in three runs
+        // that need no modulo: k + M in range, k + M wrapped, and the last word.
+        for k in 0..MT_N - MT_M {
+            s[k] = s[k + MT_M] ^ mix(s[k], s[k + 1]);
         }
+        for k in MT_N - MT_M..MT_N - 1 {
+            s[k] = s[k + MT_M - MT_N] ^ mix(s[k], s[k + 1]);
+        }
+        s[MT_N - 1] = s[MT_M - 1] ^ mix(s[MT_N - 1], s[0]);
         self.left = MT_N as i32;
         self.next = 0;
     }
 
     /// One 32-bit engine output (torch's `CPUGeneratorImpl::random`).
+    #[inline(always)]
     pub fn random_u32(&mut self) -> u32 {
         self.left -= 1;
         if self.left == 0 {
@@ -354,6 +367,7 @@ impl Generator {
     }
 
     /// Two 32-bit outputs, first one in the high half (torch's `random64`).
+    #[inline(always)]
     pub fn random_u64(&mut self) -> u64 {
         let hi = self.random_u32();
         let lo = self.random_u32();
@@ -361,17 +375,24 @@ impl Generator {
     }
 
     /// Uniform in `[0, 1)` from the low 24 bits of one 32-bit draw.
+    #[inline(always)]
     fn unit_f32(&mut self) -> f32 {
         (self.random_u32() & 0x00ff_ffff) as f32 * (1.0 / 16_777_216.0)
     }
 
     /// Uniform in `[0, 1)` from the low 53 bits of one 64-bit draw.
+    #[inline(always)]
     fn unit_f64(&mut self) -> f64 {
         (self.random_u64() & ((1u64 << 53) - 1)) as f64 * (1.0 / 9_007_199_254_740_992.0)
     }
 
     /// `Tensor.uniform_(from, to)` / `torch.rand` for float32 (see module docs).
     pub fn fill_uniform_f32(&mut self, out: &mut [f32], from: f64, to: f64) {
+        with_fma(|| self.uniform_f32(out, from, to))
+    }
+
+    #[inline(always)]
+    fn uniform_f32(&mut self, out: &mut [f32], from: f64, to: f64) {
         let from = from as f32;
         let to = to as f32;
         let span = to - from;
@@ -384,6 +405,11 @@ impl Generator {
 
     /// `Tensor.uniform_(from, to)` / `torch.rand` for float64 (see module docs).
     pub fn fill_uniform_f64(&mut self, out: &mut [f64], from: f64, to: f64) {
+        with_fma(|| self.uniform_f64(out, from, to))
+    }
+
+    #[inline(always)]
+    fn uniform_f64(&mut self, out: &mut [f64], from: f64, to: f64) {
         let span = to - from;
         for o in out.iter_mut() {
             let x = self.unit_f64();
@@ -431,10 +457,39 @@ impl Generator {
             return;
         }
         let (mean, std) = (mean as f32, std as f32);
-        let block: fn(&mut [f32; 16], f32, f32) = match self.capability {
-            CpuCapability::Avx2 => box_muller16_f32_avx2,
-            CpuCapability::Default => box_muller16_f32_generic,
-        };
+        match self.capability {
+            CpuCapability::Avx2 => {
+                #[cfg(target_arch = "x86_64")]
+                if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+                    // SAFETY: both features were detected on this CPU.
+                    return unsafe { self.normal_f32_avx2(out, mean, std) };
+                }
+                with_fma(|| self.normal_f32(out, mean, std, box_muller16_f32_avx2))
+            }
+            CpuCapability::Default => self.normal_f32(out, mean, std, box_muller16_f32_generic),
+        }
+    }
+
+    /// [`Generator::normal_f32`] with torch's AVX2 transform in AVX2 itself.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn normal_f32_avx2(&mut self, out: &mut [f32], mean: f32, std: f32) {
+        self.normal_f32(out, mean, std, |d, mean, std| {
+            // SAFETY: this function runs only where AVX2 and FMA were detected.
+            unsafe { avx2::box_muller16(d, mean, std) }
+        })
+    }
+
+    /// The block path of [`Generator::fill_normal_f32`] with the transform `block`.
+    #[inline(always)]
+    fn normal_f32(
+        &mut self,
+        out: &mut [f32],
+        mean: f32,
+        std: f32,
+        block: impl Fn(&mut [f32; 16], f32, f32),
+    ) {
+        let n = out.len();
         for o in out.iter_mut() {
             *o = self.unit_f32();
         }
@@ -458,6 +513,13 @@ impl Generator {
             self.fill_normal_scalar_f64(out, mean, std);
             return;
         }
+        with_fma(|| self.normal_f64(out, mean, std))
+    }
+
+    /// The block path of [`Generator::fill_normal_f64`].
+    #[inline(always)]
+    fn normal_f64(&mut self, out: &mut [f64], mean: f64, std: f64) {
+        let n = out.len();
         for o in out.iter_mut() {
             *o = self.unit_f64();
         }
@@ -649,11 +711,29 @@ fn nondeterministic_seed() -> u64 {
     h.finish()
 }
 
+/// Runs `f` built with hardware FMA where the CPU has it: the fused steps (`mul_add`) are
+/// then one instruction instead of a call into libm's `fma`, with the same bits (both round
+/// once). `f` and what it calls must be inlined (`#[inline(always)]`) to be built so.
+#[inline(always)]
+fn with_fma<R>(f: impl FnOnce() -> R) -> R {
+    #[cfg(target_arch = "x86_64")]
+    if is_x86_feature_detected!("fma") {
+        #[target_feature(enable = "fma")]
+        unsafe fn fma_build<R>(f: impl FnOnce() -> R) -> R {
+            f()
+        }
+        // SAFETY: FMA was detected on this CPU.
+        return unsafe { fma_build(f) };
+    }
+    f()
+}
+
 // ---------------------------------------------------------------------------
 // Box–Muller on blocks of 16
 // ---------------------------------------------------------------------------
 
 /// Double-precision block transform (scalar code in torch, libm functions).
+#[inline(always)]
 fn box_muller16_f64(d: &mut [f64; 16], mean: f64, std: f64) {
     for j in 0..8 {
         let u1 = 1.0 - d[j];
@@ -669,6 +749,7 @@ fn box_muller16_f64(d: &mut [f64; 16], mean: f64, std: f64) {
 /// Single-precision block transform of torch's generic kernel: `f32` libm
 /// functions; `theta` is formed in `f64` (`2*pi` is a double constant) and
 /// rounded to `f32` before `sin`/`cos`.
+#[inline(always)]
 fn box_muller16_f32_generic(d: &mut [f32; 16], mean: f32, std: f32) {
     for j in 0..8 {
         let u1 = 1.0 - d[j];
@@ -683,6 +764,7 @@ fn box_muller16_f32_generic(d: &mut [f32; 16], mean: f32, std: f32) {
 /// Single-precision block transform.  torch's AVX2 build evaluates this with
 /// 8-lane polynomial approximations; [`avx_log`] and [`avx_sincos`] replay one
 /// lane exactly, so the result does not depend on this machine's SIMD support.
+#[inline(always)]
 fn box_muller16_f32_avx2(d: &mut [f32; 16], mean: f32, std: f32) {
     let two_pi = f32::from_bits(0x40c9_0fdb);
     for j in 0..8 {
@@ -696,7 +778,127 @@ fn box_muller16_f32_avx2(d: &mut [f32; 16], mean: f32, std: f32) {
     }
 }
 
+/// [`box_muller16_f32_avx2`] in AVX2, the way torch's AVX2 build computes it: the same
+/// operations, eight lanes at a time, so the same bits (a test compares them).
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use std::arch::x86_64::*;
+
+    #[inline(always)]
+    unsafe fn splat(bits: u32) -> __m256 {
+        _mm256_castsi256_ps(_mm256_set1_epi32(bits as i32))
+    }
+
+    /// [`super::avx_log`] on eight lanes.
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn log(x_in: __m256) -> __m256 {
+        const P: [u32; 9] = [
+            0x3d90_21bb,
+            0xbdeb_d1b8,
+            0x3def_251a,
+            0xbdfe_5d4f,
+            0x3e11_e9bf,
+            0xbe2a_ae50,
+            0x3e4c_ceac,
+            0xbe7f_fffc,
+            0x3eaa_aaaa,
+        ];
+        let one = _mm256_set1_ps(1.0);
+        let invalid = _mm256_cmp_ps::<_CMP_LE_OS>(x_in, _mm256_setzero_ps());
+        let x = _mm256_max_ps(x_in, splat(0x0080_0000));
+        let exp_bits = _mm256_srli_epi32::<23>(_mm256_castps_si256(x));
+        let x = _mm256_and_ps(x, splat(!0x7f80_0000));
+        let mut x = _mm256_or_ps(x, _mm256_set1_ps(0.5));
+        let exp_bits = _mm256_sub_epi32(exp_bits, _mm256_set1_epi32(0x7f));
+        let mut e = _mm256_add_ps(_mm256_cvtepi32_ps(exp_bits), one);
+        let below = _mm256_cmp_ps::<_CMP_LT_OS>(x, splat(0x3f35_04f3));
+        let tmp = _mm256_and_ps(x, below);
+        x = _mm256_add_ps(x, _mm256_set1_ps(-1.0));
+        e = _mm256_sub_ps(e, _mm256_and_ps(one, below));
+        x = _mm256_add_ps(x, tmp);
+        let z = _mm256_mul_ps(x, x);
+        let mut y = splat(P[0]);
+        for &c in &P[1..] {
+            y = _mm256_fmadd_ps(y, x, splat(c));
+        }
+        let t = _mm256_mul_ps(e, splat(0xb95e_8083));
+        y = _mm256_mul_ps(y, x);
+        y = _mm256_fmadd_ps(y, z, t);
+        y = _mm256_fnmadd_ps(z, _mm256_set1_ps(0.5), y);
+        x = _mm256_add_ps(x, y);
+        let r = _mm256_fmadd_ps(e, splat(0x3f31_8000), x);
+        _mm256_or_ps(r, invalid)
+    }
+
+    /// [`super::avx_sincos`] on eight lanes: `(sin, cos)`.
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn sincos(x_in: __m256) -> (__m256, __m256) {
+        let sign_bit = _mm256_set1_epi32(i32::MIN);
+        let bits = _mm256_castps_si256(x_in);
+        let mut sign_sin = _mm256_and_si256(bits, sign_bit);
+        let mut x = _mm256_castsi256_ps(_mm256_andnot_si256(sign_bit, bits));
+        let yq = _mm256_mul_ps(x, splat(0x3fa2_f983));
+        let trunc = _mm256_cvttps_epi32(yq);
+        let j = _mm256_and_si256(
+            _mm256_add_epi32(trunc, _mm256_set1_epi32(1)),
+            _mm256_set1_epi32(!1),
+        );
+        let yf = _mm256_cvtepi32_ps(j);
+        let four = _mm256_set1_epi32(4);
+        let swap_sin = _mm256_slli_epi32::<29>(_mm256_and_si256(j, four));
+        let poly_mask = _mm256_castsi256_ps(_mm256_cmpeq_epi32(
+            _mm256_and_si256(j, _mm256_set1_epi32(2)),
+            _mm256_setzero_si256(),
+        ));
+        x = _mm256_fmadd_ps(yf, splat(0xbf49_0000), x);
+        x = _mm256_fmadd_ps(splat(0xb97d_a000), yf, x);
+        x = _mm256_fmadd_ps(yf, splat(0xb322_2169), x);
+        let sign_cos = _mm256_slli_epi32::<29>(_mm256_andnot_si256(
+            _mm256_sub_epi32(j, _mm256_set1_epi32(2)),
+            four,
+        ));
+        sign_sin = _mm256_xor_si256(sign_sin, swap_sin);
+        let z = _mm256_mul_ps(x, x);
+        let half_z = _mm256_mul_ps(z, _mm256_set1_ps(0.5));
+        let mut yc = _mm256_fmadd_ps(splat(0x37cc_f5ce), z, splat(0xbab6_061a));
+        yc = _mm256_fmadd_ps(yc, z, splat(0x3d2a_aaa5));
+        yc = _mm256_mul_ps(yc, z);
+        yc = _mm256_fmadd_ps(z, yc, _mm256_xor_ps(half_z, splat(0x8000_0000)));
+        yc = _mm256_add_ps(yc, _mm256_set1_ps(1.0));
+        let mut ys = _mm256_fmadd_ps(splat(0xb94c_a1f9), z, splat(0x3c08_839e));
+        ys = _mm256_fmadd_ps(ys, z, splat(0xbe2a_aaa3));
+        ys = _mm256_mul_ps(ys, z);
+        ys = _mm256_fmadd_ps(x, ys, x);
+        let ysin2 = _mm256_and_ps(poly_mask, ys);
+        let ysin1 = _mm256_andnot_ps(poly_mask, yc);
+        let s = _mm256_add_ps(ysin1, ysin2);
+        let c = _mm256_add_ps(_mm256_sub_ps(ys, ysin2), _mm256_sub_ps(yc, ysin1));
+        (
+            _mm256_xor_ps(s, _mm256_castsi256_ps(sign_sin)),
+            _mm256_xor_ps(c, _mm256_castsi256_ps(sign_cos)),
+        )
+    }
+
+    /// [`super::box_muller16_f32_avx2`] on the two halves of `d` at once.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn box_muller16(d: &mut [f32; 16], mean: f32, std: f32) {
+        let p = d.as_mut_ptr();
+        let u1 = _mm256_sub_ps(_mm256_set1_ps(1.0), _mm256_loadu_ps(p));
+        let u2 = _mm256_loadu_ps(p.add(8));
+        let radius = _mm256_sqrt_ps(_mm256_mul_ps(log(u1), _mm256_set1_ps(-2.0)));
+        let theta = _mm256_mul_ps(splat(0x40c9_0fdb), u2);
+        let (s, c) = sincos(theta);
+        let (mean, std) = (_mm256_set1_ps(mean), _mm256_set1_ps(std));
+        _mm256_storeu_ps(p, _mm256_fmadd_ps(_mm256_mul_ps(radius, c), std, mean));
+        _mm256_storeu_ps(
+            p.add(8),
+            _mm256_fmadd_ps(_mm256_mul_ps(radius, s), std, mean),
+        );
+    }
+}
+
 /// Selects `v` when `mask` holds, otherwise +0.0 (a bitwise AND with a lane mask).
+#[inline(always)]
 fn mask_f32(mask: bool, v: f32) -> f32 {
     if mask {
         v
@@ -709,6 +911,7 @@ fn mask_f32(mask: bool, v: f32) -> f32 {
 /// split into exponent and a mantissa in `[sqrt(1/2), sqrt(2))`, a degree-8
 /// polynomial in Horner form (each step one FMA), and the exponent added back
 /// in two parts.  Non-positive inputs give NaN.
+#[inline(always)]
 fn avx_log(x_in: f32) -> f32 {
     const MIN_NORM: u32 = 0x0080_0000;
     const P: [u32; 9] = [
@@ -759,6 +962,7 @@ fn avx_log(x_in: f32) -> f32 {
 /// kernel: octant reduction with a three-part Cody–Waite subtraction of
 /// multiples of pi/4 (FMAs), then the cosine and sine polynomials, selected
 /// and sign-corrected per octant.  Returns `(sin, cos)`.
+#[inline(always)]
 fn avx_sincos(x_in: f32) -> (f32, f32) {
     let fopi = f32::from_bits(0x3fa2_f983);
     let dp1 = f32::from_bits(0xbf49_0000);
@@ -1232,6 +1436,51 @@ mod stl {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The AVX2 block transform gives the bits of the lane-by-lane one (NaNs as NaNs), on
+    /// uniforms as drawn, on the edges of their range, and on arbitrary bit patterns.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn avx2_box_muller_matches_the_lane_by_lane_transform() {
+        if !(is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")) {
+            return;
+        }
+        let mut g = Generator::new(3);
+        let edges = [
+            0.0,
+            1.0 / 16_777_216.0,
+            0.5,
+            0.125,
+            0.25,
+            0.75,
+            1.0 - 1.0 / 16_777_216.0,
+        ];
+        for round in 0..20_000 {
+            let mut d = [0f32; 16];
+            for (i, x) in d.iter_mut().enumerate() {
+                *x = match round % 3 {
+                    0 => g.unit_f32(),
+                    1 => edges[(i + round) % edges.len()],
+                    _ => f32::from_bits(g.random_u32()),
+                };
+            }
+            let (mean, std) = if round % 2 == 0 {
+                (0.0, 1.0)
+            } else {
+                (-0.5, 0.02)
+            };
+            let mut want = d;
+            box_muller16_f32_avx2(&mut want, mean, std);
+            // SAFETY: both features were detected above.
+            unsafe { avx2::box_muller16(&mut d, mean, std) };
+            for (got, want) in d.iter().zip(&want) {
+                assert!(
+                    got.to_bits() == want.to_bits() || got.is_nan() && want.is_nan(),
+                    "{got:e} vs {want:e}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn mt19937_reference_10000th_output() {
