@@ -416,6 +416,31 @@ def test_fill_non_contiguous_view(layout, fill, shape):
     exact(a, ta)
 
 
+@pytest.mark.parametrize("fill", ["normal_", "uniform_", "exponential_"])
+@pytest.mark.parametrize("dt", FLOATS, ids=FLOAT_IDS)
+def test_fill_contiguous_rows_of_a_larger_tensor(fill, dt):
+    # Rows 3..7 are contiguous at an offset: they are drawn into in place, the rest stays.
+    base, tbase = ft.zeros(9, 20, dtype=dt[0]), torch.zeros(9, 20, dtype=dt[1])
+    seed_both(5)
+    getattr(base[3:7], fill)()
+    getattr(tbase[3:7], fill)()
+    exact(base, tbase)
+    getattr(base[8], fill)()
+    getattr(tbase[8], fill)()
+    exact(base, tbase)
+
+
+@pytest.mark.parametrize("fill", ["normal_", "uniform_"])
+def test_fill_of_a_value_backward_reads_fails_backward_like_torch(fill):
+    for mod in (ft, torch):
+        x = mod.ones(40, requires_grad=True)
+        y = x * 2
+        z = y * y  # saves y
+        getattr(y, fill)()
+        with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+            z.sum().backward()
+
+
 def test_normal_on_column_and_base_updated():
     base, tbase = ft.zeros(20, 6), torch.zeros(20, 6)
     seed_both(17)

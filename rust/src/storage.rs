@@ -117,6 +117,14 @@ impl Storage {
     pub fn is_host(&self) -> bool {
         self.len == 0 || !self.ptr.is_null()
     }
+    /// Whether the two buffers share memory: the same storage, or two made from one numpy
+    /// array.
+    pub fn overlaps(&self, other: &Storage) -> bool {
+        let (a, b) = (self.device_addr, other.device_addr);
+        let la = self.len * self.dtype.size_in_bytes();
+        let lb = other.len * other.dtype.size_in_bytes();
+        la > 0 && lb > 0 && a < b + lb && b < a + la
+    }
     fn check_host(&self) {
         assert!(
             self.is_host(),

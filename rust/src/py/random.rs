@@ -302,6 +302,38 @@ fn fill_perm(t: &Tensor) -> Vec<i64> {
     perm
 }
 
+/// Fills the float tensor `t` in place with samples computed in f32 or f64 (half types
+/// round), in torch's fill order. A contiguous float32/float64 tensor in host memory (a
+/// weight being initialised) is drawn into directly; any other is drawn into a fresh buffer
+/// and written back.
+fn draw_into(
+    t: &Tensor,
+    gen: &GenRef,
+    f32s: impl FnOnce(&mut Generator, &mut [f32]),
+    f64s: impl FnOnce(&mut Generator, &mut [f64]),
+) -> PyResult<()> {
+    let (o, n) = (t.layout().offset(), t.elem_count());
+    let direct = matches!(t.dtype(), DType::F32 | DType::F64)
+        && n > 0
+        && t.is_contiguous()
+        && t.storage().is_host();
+    if !direct {
+        let v = sample(fill_order(t).shape(), t.dtype(), gen, f32s, f64s)?;
+        return write_back(t, v);
+    }
+    Ok(t.write_guard(|| {
+        // SAFETY: nothing else reads or writes this storage meanwhile: we hold the GIL, and
+        // only a kernel that released it could (as with every in-place write).
+        unsafe {
+            match t.dtype() {
+                DType::F32 => gen.with(|g| f32s(g, &mut t.storage().as_mut_slice()[o..o + n])),
+                _ => gen.with(|g| f64s(g, &mut t.storage().as_mut_slice()[o..o + n])),
+            }
+        }
+        Ok(())
+    })?)
+}
+
 /// Writes `values` (in fill order) into the tensor in place.
 fn write_back(t: &Tensor, values: Tensor) -> PyResult<()> {
     Ok(fill_order(t).copy_(&values)?)
@@ -334,9 +366,8 @@ fn normal_(
     }
     let g = gen_of(generator)?;
     let contiguous = t.t.is_contiguous();
-    let v = sample(
-        fill_order(&t.t).shape(),
-        t.t.dtype(),
+    draw_into(
+        &t.t,
         &g,
         |g, v| {
             if contiguous {
@@ -352,8 +383,7 @@ fn normal_(
                 g.fill_normal_scalar_f64(v, mean, std)
             }
         },
-    )?;
-    write_back(&t.t, v)
+    )
 }
 
 #[pyfunction]
@@ -377,14 +407,12 @@ fn uniform_(
         )));
     }
     let g = gen_of(generator)?;
-    let v = sample(
-        fill_order(&t.t).shape(),
-        t.t.dtype(),
+    draw_into(
+        &t.t,
         &g,
         |g, v| g.fill_uniform_f32(v, from_, to),
         |g, v| g.fill_uniform_f64(v, from_, to),
-    )?;
-    write_back(&t.t, v)
+    )
 }
 
 #[pyfunction]
@@ -402,14 +430,12 @@ fn exponential_(
         )));
     }
     let g = gen_of(generator)?;
-    let v = sample(
-        fill_order(&t.t).shape(),
-        t.t.dtype(),
+    draw_into(
+        &t.t,
         &g,
         |g, v| g.fill_exponential_f32(v, lambd),
         |g, v| g.fill_exponential_f64(v, lambd),
-    )?;
-    write_back(&t.t, v)
+    )
 }
 
 /// `random_(from=0, to=None)`: integers in [from, to), or with neither bound torch's default
