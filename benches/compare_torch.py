@@ -200,7 +200,8 @@ def geomean(values):
 
 def cpu_info():
     """Model name, clock (MHz) and flags of the first core, from /proc/cpuinfo where it exists."""
-    info = {"model": platform.processor() or platform.machine(), "mhz": None, "flags": set()}
+    info = {"model": platform.processor() or platform.machine(), "vendor": "", "mhz": None,
+            "flags": set()}
     try:
         with open("/proc/cpuinfo") as f:
             first_core = f.read().split("\n\n")[0]
@@ -210,6 +211,8 @@ def cpu_info():
         key, _, value = (part.strip() for part in line.partition(":"))
         if key == "model name":
             info["model"] = value
+        elif key == "vendor_id":
+            info["vendor"] = value
         elif key == "cpu MHz":
             info["mhz"] = float(value)
         elif key == "flags":
@@ -220,9 +223,17 @@ def cpu_info():
 PEAK_TRIES = 5
 
 
+def fma_lanes(cpu):
+    """float32 lanes of each of a core's 2 FMA units (None without AVX2): 16 with AVX-512,
+    except on AMD, whose cores (Zen 4) run a 512-bit FMA on both 256-bit units at once."""
+    if "avx512f" in cpu["flags"] and cpu["vendor"] != "AuthenticAMD":
+        return 16
+    return 8 if "avx2" in cpu["flags"] else None
+
+
 def theoretical_peak(cpu, cores):
     """clock x cores x 2 FMA units x float32 lanes x 2 flops per FMA, in GFLOP/s (or None)."""
-    lanes = 16 if "avx512f" in cpu["flags"] else 8 if "avx2" in cpu["flags"] else None
+    lanes = fma_lanes(cpu)
     if cpu["mhz"] is None or lanes is None:
         return None
     return cpu["mhz"] / 1000 * cores * 2 * lanes * 2
@@ -581,7 +592,8 @@ def machine_lines(s, cpu, theoretical):
     measured = "n/a" if s.fma_peak is None else f"{s.fma_peak:.0f} GFLOP/s"
     formula = ("n/a" if theoretical is None else
                f"{theoretical:.0f} GFLOP/s = {cpu['mhz'] / 1000:.2f} GHz x {os.cpu_count()} cores"
-               f" x 2 FMA units x {16 if 'avx512f' in cpu['flags'] else 8} lanes x 2")
+               f" x 2 FMA units x {fma_lanes(cpu)} lanes x 2 (clock as /proc/cpuinfo reports"
+               " it: boost clocks run above it)")
     return [
         f"CPU: {cpu['model']}, {os.cpu_count()} logical cores, flags: {flags}",
         f"RAM: {ram}",
