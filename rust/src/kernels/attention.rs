@@ -1,6 +1,8 @@
 //! Fused scaled dot-product attention, forward and backward, one (batch·head) slice per rayon
 //! task: scores through the GEMM, masking and a stable softmax in place, and only the rows'
 //! logsumexp kept for backward, which recomputes the probabilities instead of storing them.
+//! A causal row's work (scaling, exponentials, the score gradient) covers only the keys it
+//! sees; the row kernels are built for AVX2 where the CPU has it.
 
 use rayon::prelude::*;
 
@@ -39,7 +41,9 @@ impl AttnFloat for f32 {}
 impl AttnFloat for f64 {}
 
 #[allow(clippy::too_many_arguments)]
-/// `scale·q·kᵀ + mask` for slice `n` into `s` (lq × lk), causal positions (j > i) set to -inf.
+/// `scale·q·kᵀ + mask` for slice `n` into `s` (lq × lk). Under `causal` a row's positions
+/// past its own (j > i) are left as they are: the softmax and backward's probabilities never
+/// read them (they set them to 0).
 fn scores<T: AttnFloat>(
     d: AttnDims,
     n: usize,
@@ -48,6 +52,7 @@ fn scores<T: AttnFloat>(
     mask: Option<MaskView<'_, T>>,
     causal: bool,
     scale: f64,
+    rows: &RowKernels<T>,
     s: &mut [T],
 ) {
     let qm = Mat {
@@ -62,20 +67,23 @@ fn scores<T: AttnFloat>(
     };
     gemm_f(d.lq, d.lk, d.e, s, q, qm, k, kt);
     let sc = T::from_f64c(scale);
-    let neg_inf = T::from_f64c(f64::NEG_INFINITY);
-    for i in 0..d.lq {
-        let row = &mut s[i * d.lk..(i + 1) * d.lk];
-        for (j, x) in row.iter_mut().enumerate() {
-            *x = if causal && j > i {
-                neg_inf
-            } else {
-                match mask {
-                    Some(m) => x.mul(sc).add(m.at(n, i, j)),
-                    None => x.mul(sc),
-                }
-            };
+    for (i, row) in s.chunks_exact_mut(d.lk).enumerate() {
+        let seen = if causal { (i + 1).min(d.lk) } else { d.lk };
+        let row = &mut row[..seen];
+        match mask {
+            Some(m) => row
+                .iter_mut()
+                .enumerate()
+                .for_each(|(j, x)| *x = x.mul(sc).add(m.at(n, i, j))),
+            None => (rows.scale)(row, sc),
         }
     }
+}
+
+/// `row *= sc`.
+#[inline(always)]
+fn scale_row<T: AttnFloat>(row: &mut [T], sc: T) {
+    row.iter_mut().for_each(|x| *x = x.mul(sc));
 }
 
 /// The softmax of a row of scores in place, of which only the first `seen` count (the rest
@@ -100,15 +108,96 @@ fn softmax_row<T: AttnFloat>(row: &mut [T], seen: usize) -> f64 {
     mx + sum.ln()
 }
 
+/// Backward's probabilities for a row of scores in place, from the row's logsumexp `lse`:
+/// `exp(s - lse)` over the first `seen` keys, 0 beyond (keys a causal row does not see).
+#[inline(always)]
+fn probs_row<T: AttnFloat>(row: &mut [T], seen: usize, lse: f64) {
+    let (live, unseen) = row.split_at_mut(seen);
+    unseen.iter_mut().for_each(|x| *x = T::zero());
+    if lse == f64::NEG_INFINITY {
+        live.iter_mut().for_each(|x| *x = T::zero());
+        return;
+    }
+    for x in live.iter_mut() {
+        *x = T::from_f64c(x.to_f64c() - lse).exp_fast();
+    }
+}
+
+/// The score gradient of a row in place of its probability gradient `dp`:
+/// `p * (dp - delta) * scale` over the first `seen` keys, 0 beyond (where `p` is 0).
+#[inline(always)]
+fn score_grad_row<T: AttnFloat>(p: &[T], dp: &mut [T], seen: usize, delta: f64, scale: f64) {
+    let (live, unseen) = dp.split_at_mut(seen);
+    unseen.iter_mut().for_each(|x| *x = T::zero());
+    for (d, &p) in live.iter_mut().zip(&p[..seen]) {
+        *d = T::from_f64c(p.to_f64c() * (d.to_f64c() - delta) * scale);
+    }
+}
+
+/// The row kernels, built for AVX2 where the CPU has it (the baseline x86-64 target
+/// vectorises 128 bits wide); the same arithmetic, so the same bits.
+struct RowKernels<T> {
+    scale: fn(&mut [T], T),
+    softmax: fn(&mut [T], usize) -> f64,
+    probs: fn(&mut [T], usize, f64),
+    score_grad: fn(&[T], &mut [T], usize, f64, f64),
+}
+
+impl<T: AttnFloat> RowKernels<T> {
+    fn pick() -> Self {
+        #[cfg(target_arch = "x86_64")]
+        if is_x86_feature_detected!("avx2") {
+            // SAFETY (of each call below): AVX2 was detected on this CPU.
+            return RowKernels {
+                scale: |row, sc| unsafe { avx2::scale_row(row, sc) },
+                softmax: |row, seen| unsafe { avx2::softmax_row(row, seen) },
+                probs: |row, seen, lse| unsafe { avx2::probs_row(row, seen, lse) },
+                score_grad: |p, dp, seen, delta, scale| unsafe {
+                    avx2::score_grad_row(p, dp, seen, delta, scale)
+                },
+            };
+        }
+        RowKernels {
+            scale: scale_row,
+            softmax: softmax_row,
+            probs: probs_row,
+            score_grad: score_grad_row,
+        }
+    }
+}
+
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
     use super::AttnFloat;
 
-    /// `softmax_row` built for AVX2 (the baseline x86-64 target vectorises 128 bits wide);
-    /// the same arithmetic, so the same bits.
+    /// [`super::scale_row`] built for AVX2.
+    #[target_feature(enable = "avx2")]
+    pub unsafe fn scale_row<T: AttnFloat>(row: &mut [T], sc: T) {
+        super::scale_row(row, sc)
+    }
+
+    /// [`super::softmax_row`] built for AVX2.
     #[target_feature(enable = "avx2")]
     pub unsafe fn softmax_row<T: AttnFloat>(row: &mut [T], seen: usize) -> f64 {
         super::softmax_row(row, seen)
+    }
+
+    /// [`super::probs_row`] built for AVX2.
+    #[target_feature(enable = "avx2")]
+    pub unsafe fn probs_row<T: AttnFloat>(row: &mut [T], seen: usize, lse: f64) {
+        super::probs_row(row, seen, lse)
+    }
+
+    /// [`super::score_grad_row`] built for AVX2.
+    #[target_feature(enable = "avx2")]
+    pub unsafe fn score_grad_row<T: AttnFloat>(
+        p: &[T],
+        dp: &mut [T],
+        seen: usize,
+        delta: f64,
+        scale: f64,
+    ) {
+        super::score_grad_row(p, dp, seen, delta, scale)
     }
 }
 
@@ -129,25 +218,17 @@ pub fn attention_fwd<T: AttnFloat>(
     if d.lq == 0 || d.ev == 0 {
         return;
     }
-    #[cfg(target_arch = "x86_64")]
-    let softmax: fn(&mut [T], usize) -> f64 = if is_x86_feature_detected!("avx2") {
-        // SAFETY: AVX2 was detected on this CPU.
-        |row, seen| unsafe { avx2::softmax_row(row, seen) }
-    } else {
-        softmax_row
-    };
-    #[cfg(not(target_arch = "x86_64"))]
-    let softmax: fn(&mut [T], usize) -> f64 = softmax_row;
+    let rows = RowKernels::<T>::pick();
     out.par_chunks_mut(d.lq * d.ev)
         .zip(lse.par_chunks_mut(d.lq))
         .enumerate()
         .for_each(|(n, (o, l))| {
             let mut s = vec![T::zero(); d.lq * d.lk];
-            scores(d, n, q, k, mask, causal, scale, &mut s);
+            scores(d, n, q, k, mask, causal, scale, &rows, &mut s);
             for (i, (row, l)) in s.chunks_exact_mut(d.lk).zip(l.iter_mut()).enumerate() {
-                // A causal row sees keys 0..=i; the rest are -inf and weigh nothing.
+                // A causal row sees keys 0..=i; the rest weigh nothing.
                 let seen = if causal { (i + 1).min(d.lk) } else { d.lk };
-                *l = T::from_f64c(softmax(row, seen));
+                *l = T::from_f64c((rows.softmax)(row, seen));
             }
             if let Some(keep) = keep {
                 // Dropout on the attention weights: keep holds 0 or 1/(1-p) per weight.
@@ -194,22 +275,18 @@ pub fn attention_bwd<T: AttnFloat>(
     if d.n == 0 || d.lq == 0 || d.lk == 0 {
         return;
     }
+    let rows = RowKernels::<T>::pick();
+    // A causal row sees keys 0..=i; the others weigh nothing and take no gradient.
+    let seen = |i: usize| if s.causal { (i + 1).min(d.lk) } else { d.lk };
     gq.par_chunks_mut((d.lq * d.e).max(1))
         .zip(gk.par_chunks_mut((d.lk * d.e).max(1)))
         .zip(gv.par_chunks_mut((d.lk * d.ev).max(1)))
         .enumerate()
         .for_each(|(n, ((gq, gk), gv))| {
             let mut p = vec![T::zero(); d.lq * d.lk];
-            scores(d, n, s.q, s.k, s.mask, s.causal, s.scale, &mut p);
-            for i in 0..d.lq {
-                let l = s.lse[n * d.lq + i].to_f64c();
-                let row = &mut p[i * d.lk..(i + 1) * d.lk];
-                if l == f64::NEG_INFINITY {
-                    row.iter_mut().for_each(|x| *x = T::zero());
-                } else {
-                    row.iter_mut()
-                        .for_each(|x| *x = T::from_f64c(x.to_f64c() - l).exp_fast());
-                }
+            scores(d, n, s.q, s.k, s.mask, s.causal, s.scale, &rows, &mut p);
+            for (i, row) in p.chunks_exact_mut(d.lk).enumerate() {
+                (rows.probs)(row, seen(i), s.lse[n * d.lq + i].to_f64c());
             }
             let gm = Mat {
                 offset: n * d.lq * d.ev,
@@ -249,16 +326,16 @@ pub fn attention_bwd<T: AttnFloat>(
                 dp.iter_mut().zip(kn).for_each(|(x, &k)| *x = x.mul(k));
             }
             // dS = P ∘ (dP − rowsum(dO ∘ O)) · scale
-            for i in 0..d.lq {
+            for (i, (p, dp)) in p
+                .chunks_exact(d.lk)
+                .zip(dp.chunks_exact_mut(d.lk))
+                .enumerate()
+            {
                 let base = n * d.lq * d.ev + i * d.ev;
                 let delta: f64 = (0..d.ev)
                     .map(|c| g[base + c].to_f64c() * s.out[base + c].to_f64c())
                     .sum();
-                for j in 0..d.lk {
-                    let idx = i * d.lk + j;
-                    let v = p[idx].to_f64c() * (dp[idx].to_f64c() - delta) * s.scale;
-                    dp[idx] = T::from_f64c(v);
-                }
+                (rows.score_grad)(p, dp, seen(i), delta, s.scale);
             }
             // dQ = dS·K, dK = dSᵀ·Q
             let km = Mat {
