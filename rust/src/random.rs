@@ -217,24 +217,6 @@ impl Generator {
         self.capability
     }
 
-    /// `a * b + c` as torch's selected build evaluates it.
-    #[inline(always)]
-    fn mul_add_f32(&self, a: f32, b: f32, c: f32) -> f32 {
-        match self.capability {
-            CpuCapability::Avx2 => a.mul_add(b, c),
-            CpuCapability::Default => a * b + c,
-        }
-    }
-
-    /// `a * b + c` as torch's selected build evaluates it.
-    #[inline(always)]
-    fn mul_add_f64(&self, a: f64, b: f64, c: f64) -> f64 {
-        match self.capability {
-            CpuCapability::Avx2 => a.mul_add(b, c),
-            CpuCapability::Default => a * b + c,
-        }
-    }
-
     /// Re-seeds the engine and forgets any cached normal sample.
     pub fn manual_seed(&mut self, seed: u64) {
         self.seed = seed;
@@ -332,6 +314,11 @@ impl Generator {
 
     #[inline(never)]
     fn twist(&mut self) {
+        self.twist_inline()
+    }
+
+    #[inline(always)]
+    fn twist_inline(&mut self) {
         let mix = |u: u32, v: u32| -> u32 {
             let y = (u & UPPER_MASK) | (v & LOWER_MASK);
             (y >> 1) ^ if v & 1 != 0 { MATRIX_A } else { 0 }
@@ -357,13 +344,38 @@ impl Generator {
         if self.left == 0 {
             self.twist();
         }
-        let mut y = self.state[self.next as usize];
+        let y = self.state[self.next as usize];
         self.next += 1;
-        y ^= y >> 11;
-        y ^= (y << 7) & 0x9d2c_5680;
-        y ^= (y << 15) & 0xefc6_0000;
-        y ^= y >> 18;
-        y
+        temper(y)
+    }
+
+    /// The next `out.len()` engine outputs, in order: what as many calls of
+    /// [`Generator::random_u32`] return, tempered a block of state at a time.
+    #[inline(always)]
+    fn fill_u32(&mut self, out: &mut [u32]) {
+        let mut done = 0;
+        while done < out.len() {
+            if self.left == 1 {
+                // The call that twists: it reads word 0 of the new state, `left` stays full.
+                self.twist_inline();
+                out[done] = temper(self.state[0]);
+                self.next = 1;
+                done += 1;
+                continue;
+            }
+            // Calls that do not twist: each takes the next word and counts `left` down.
+            let take = (self.left as usize - 1).min(out.len() - done);
+            let from = self.next as usize;
+            for (o, &w) in out[done..done + take]
+                .iter_mut()
+                .zip(&self.state[from..from + take])
+            {
+                *o = temper(w);
+            }
+            self.next += take as u32;
+            self.left -= take as i32;
+            done += take;
+        }
     }
 
     /// Two 32-bit outputs, first one in the high half (torch's `random64`).
@@ -374,16 +386,16 @@ impl Generator {
         (u64::from(hi) << 32) | u64::from(lo)
     }
 
-    /// Uniform in `[0, 1)` from the low 24 bits of one 32-bit draw.
+    /// Uniform in `[0, 1)` from one 32-bit draw ([`unit_f32_of`]).
     #[inline(always)]
     fn unit_f32(&mut self) -> f32 {
-        (self.random_u32() & 0x00ff_ffff) as f32 * (1.0 / 16_777_216.0)
+        unit_f32_of(self.random_u32())
     }
 
-    /// Uniform in `[0, 1)` from the low 53 bits of one 64-bit draw.
+    /// Uniform in `[0, 1)` from one 64-bit draw ([`unit_f64_of`]).
     #[inline(always)]
     fn unit_f64(&mut self) -> f64 {
-        (self.random_u64() & ((1u64 << 53) - 1)) as f64 * (1.0 / 9_007_199_254_740_992.0)
+        unit_f64_of(self.random_u64())
     }
 
     /// `Tensor.uniform_(from, to)` / `torch.rand` for float32 (see module docs).
@@ -396,11 +408,15 @@ impl Generator {
         let from = from as f32;
         let to = to as f32;
         let span = to - from;
-        for o in out.iter_mut() {
-            let x = self.unit_f32();
-            let v = self.mul_add_f32(x, span, from);
-            *o = if v == to { from } else { v };
-        }
+        let cap = self.capability;
+        self.map_u32(out, |w| {
+            let v = mul_add_f32(cap, unit_f32_of(w), span, from);
+            if v == to {
+                from
+            } else {
+                v
+            }
+        });
     }
 
     /// `Tensor.uniform_(from, to)` / `torch.rand` for float64 (see module docs).
@@ -411,17 +427,21 @@ impl Generator {
     #[inline(always)]
     fn uniform_f64(&mut self, out: &mut [f64], from: f64, to: f64) {
         let span = to - from;
-        for o in out.iter_mut() {
-            let x = self.unit_f64();
-            let v = self.mul_add_f64(x, span, from);
-            *o = if v == to { from } else { v };
-        }
+        let cap = self.capability;
+        self.map_u64(out, |w| {
+            let v = mul_add_f64(cap, unit_f64_of(w), span, from);
+            if v == to {
+                from
+            } else {
+                v
+            }
+        });
     }
 
     /// One scalar-path normal sample in `f64` (uses / refills the cache).
     fn scalar_normal(&mut self, mean: f64, std: f64) -> f64 {
         if let Some(cached) = self.next_double_normal.take() {
-            return self.mul_add_f64(cached, std, mean);
+            return mul_add_f64(self.capability, cached, std, mean);
         }
         let u1 = self.unit_f64();
         let u2 = self.unit_f64();
@@ -429,7 +449,7 @@ impl Generator {
         let theta = TWO_PI_F64 * u1;
         let (s, c) = theta.sin_cos();
         self.next_double_normal = Some(r * s);
-        self.mul_add_f64(r * c, std, mean)
+        mul_add_f64(self.capability, r * c, std, mean)
     }
 
     /// torch's scalar normal path for float32 (used by torch for fewer than 16
@@ -490,9 +510,7 @@ impl Generator {
         block: impl Fn(&mut [f32; 16], f32, f32),
     ) {
         let n = out.len();
-        for o in out.iter_mut() {
-            *o = self.unit_f32();
-        }
+        self.map_u32(out, unit_f32_of);
         for chunk in out.chunks_exact_mut(16) {
             block(chunk.try_into().unwrap(), mean, std);
         }
@@ -520,9 +538,7 @@ impl Generator {
     #[inline(always)]
     fn normal_f64(&mut self, out: &mut [f64], mean: f64, std: f64) {
         let n = out.len();
-        for o in out.iter_mut() {
-            *o = self.unit_f64();
-        }
+        self.map_u64(out, unit_f64_of);
         for block in out.chunks_exact_mut(16) {
             box_muller16_f64(block.try_into().unwrap(), mean, std);
         }
@@ -585,15 +601,53 @@ impl Generator {
     /// `Tensor.bernoulli_(p)` with a Python-float `p` on a float32 tensor.
     /// `p` must lie in `[0, 1]` (torch raises otherwise).
     pub fn fill_bernoulli_scalar_f32(&mut self, out: &mut [f32], p: f64) {
-        for o in out.iter_mut() {
-            *o = if self.unit_f64() < p { 1.0 } else { 0.0 };
-        }
+        with_avx2(|| self.bernoulli_scalar(out, p, 1.0, 0.0))
     }
 
     /// `Tensor.bernoulli_(p)` with a Python-float `p` on a float64 tensor.
     pub fn fill_bernoulli_scalar_f64(&mut self, out: &mut [f64], p: f64) {
-        for o in out.iter_mut() {
-            *o = if self.unit_f64() < p { 1.0 } else { 0.0 };
+        with_avx2(|| self.bernoulli_scalar(out, p, 1.0, 0.0))
+    }
+
+    /// `out[i] = if unit_f64() < p { one } else { zero }`, drawn in bulk. The uniform is a
+    /// 53-bit integer `x` over 2^53, so `x / 2^53 < p` exactly when `x < ceil(p * 2^53)`
+    /// (`p * 2^53` is exact): an integer comparison.
+    #[inline(always)]
+    fn bernoulli_scalar<T: Copy>(&mut self, out: &mut [T], p: f64, one: T, zero: T) {
+        let limit = (p * 9_007_199_254_740_992.0).ceil() as u64;
+        self.map_u64(out, |w| {
+            if w & ((1 << 53) - 1) < limit {
+                one
+            } else {
+                zero
+            }
+        });
+    }
+
+    /// `out[i] = f(random_u32())` for every element, drawn in bulk.
+    #[inline(always)]
+    fn map_u32<T>(&mut self, out: &mut [T], mut f: impl FnMut(u32) -> T) {
+        let mut words = [0u32; BULK];
+        for chunk in out.chunks_mut(BULK) {
+            let words = &mut words[..chunk.len()];
+            self.fill_u32(words);
+            for (o, &w) in chunk.iter_mut().zip(words.iter()) {
+                *o = f(w);
+            }
+        }
+    }
+
+    /// `out[i] = f(random_u64())` for every element, drawn in bulk.
+    #[inline(always)]
+    fn map_u64<T>(&mut self, out: &mut [T], mut f: impl FnMut(u64) -> T) {
+        let mut words = [0u32; BULK];
+        for chunk in out.chunks_mut(BULK / 2) {
+            let words = &mut words[..2 * chunk.len()];
+            self.fill_u32(words);
+            for (o, w) in chunk.iter_mut().zip(words.chunks_exact(2)) {
+                // The first output in the high half, as `random_u64` puts it.
+                *o = f((u64::from(w[0]) << 32) | u64::from(w[1]));
+            }
         }
     }
 
@@ -709,6 +763,65 @@ fn nondeterministic_seed() -> u64 {
     h.write_u64(nanos);
     h.write_u32(std::process::id());
     h.finish()
+}
+
+/// `a * b + c` as torch's `capability` build evaluates it.
+#[inline(always)]
+fn mul_add_f32(capability: CpuCapability, a: f32, b: f32, c: f32) -> f32 {
+    match capability {
+        CpuCapability::Avx2 => a.mul_add(b, c),
+        CpuCapability::Default => a * b + c,
+    }
+}
+
+/// `a * b + c` as torch's `capability` build evaluates it.
+#[inline(always)]
+fn mul_add_f64(capability: CpuCapability, a: f64, b: f64, c: f64) -> f64 {
+    match capability {
+        CpuCapability::Avx2 => a.mul_add(b, c),
+        CpuCapability::Default => a * b + c,
+    }
+}
+
+/// Engine outputs drawn at once by the bulk samplers (on the stack).
+const BULK: usize = 1024;
+
+/// Uniform in `[0, 1)` from the low 24 bits of a 32-bit draw.
+#[inline(always)]
+fn unit_f32_of(w: u32) -> f32 {
+    (w & 0x00ff_ffff) as f32 * (1.0 / 16_777_216.0)
+}
+
+/// Uniform in `[0, 1)` from the low 53 bits of a 64-bit draw.
+#[inline(always)]
+fn unit_f64_of(w: u64) -> f64 {
+    (w & ((1u64 << 53) - 1)) as f64 * (1.0 / 9_007_199_254_740_992.0)
+}
+
+/// MT19937's output tempering of one state word.
+#[inline(always)]
+fn temper(mut y: u32) -> u32 {
+    y ^= y >> 11;
+    y ^= (y << 7) & 0x9d2c_5680;
+    y ^= (y << 15) & 0xefc6_0000;
+    y ^= y >> 18;
+    y
+}
+
+/// Runs `f` built for AVX2 where the CPU has it (the baseline x86-64 target vectorises 128
+/// bits wide): integer work, so the same results. `f` and what it calls must be inlined.
+#[inline(always)]
+fn with_avx2<R>(f: impl FnOnce() -> R) -> R {
+    #[cfg(target_arch = "x86_64")]
+    if is_x86_feature_detected!("avx2") {
+        #[target_feature(enable = "avx2")]
+        unsafe fn avx2_build<R>(f: impl FnOnce() -> R) -> R {
+            f()
+        }
+        // SAFETY: AVX2 was detected on this CPU.
+        return unsafe { avx2_build(f) };
+    }
+    f()
 }
 
 /// Runs `f` built with hardware FMA where the CPU has it: the fused steps (`mul_add`) are
@@ -1436,6 +1549,41 @@ mod stl {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Bulk draws continue the engine exactly where single draws leave it, across twists,
+    /// whatever the starting position and length.
+    #[test]
+    fn bulk_draws_match_single_draws() {
+        for (skip, len) in [
+            (0, 1),
+            (0, 623),
+            (0, 624),
+            (0, 625),
+            (1, 1247),
+            (623, 2),
+            (700, 5000),
+        ] {
+            let (mut a, mut b) = (Generator::new(11), Generator::new(11));
+            for _ in 0..skip {
+                a.random_u32();
+                b.random_u32();
+            }
+            let mut bulk = vec![0u32; len];
+            a.fill_u32(&mut bulk);
+            let single: Vec<u32> = (0..len).map(|_| b.random_u32()).collect();
+            assert_eq!(bulk, single, "skip {skip}, len {len}");
+            assert_eq!(a.random_u32(), b.random_u32());
+        }
+        // bernoulli's integer comparison against the uniform it stands for.
+        for p in [0.0, 1e-300, 0.1, 0.5, 1.0 / 3.0, 0.9, 1.0 - 1e-16, 1.0] {
+            let (mut a, mut b) = (Generator::new(5), Generator::new(5));
+            let mut bulk = vec![0f64; 3000];
+            a.fill_bernoulli_scalar_f64(&mut bulk, p);
+            for got in bulk {
+                assert_eq!(got, if b.unit_f64() < p { 1.0 } else { 0.0 }, "p = {p}");
+            }
+        }
+    }
 
     /// The AVX2 block transform gives the bits of the lane-by-lane one (NaNs as NaNs), on
     /// uniforms as drawn, on the edges of their range, and on arbitrary bit patterns.

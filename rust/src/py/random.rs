@@ -556,17 +556,12 @@ fn bernoulli_(
             if let Some(values) = bernoulli_on_gpu(&t.t, &shape, p, &g)? {
                 return write_back(&t.t, values);
             }
-            sample(
-                &shape,
-                if t.t.dtype() == DType::F64 {
-                    DType::F64
-                } else {
-                    DType::F32
-                },
+            return draw_into(
+                &t.t,
                 &g,
                 |g, v| g.fill_bernoulli_scalar_f32(v, p),
                 |g, v| g.fill_bernoulli_scalar_f64(v, p),
-            )?
+            );
         }
     };
     write_back(&t.t, values)
