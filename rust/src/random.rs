@@ -400,7 +400,7 @@ impl Generator {
 
     /// `Tensor.uniform_(from, to)` / `torch.rand` for float32 (see module docs).
     pub fn fill_uniform_f32(&mut self, out: &mut [f32], from: f64, to: f64) {
-        with_fma(|| self.uniform_f32(out, from, to))
+        with_simd(|| self.uniform_f32(out, from, to))
     }
 
     #[inline(always)]
@@ -421,7 +421,7 @@ impl Generator {
 
     /// `Tensor.uniform_(from, to)` / `torch.rand` for float64 (see module docs).
     pub fn fill_uniform_f64(&mut self, out: &mut [f64], from: f64, to: f64) {
-        with_fma(|| self.uniform_f64(out, from, to))
+        with_simd(|| self.uniform_f64(out, from, to))
     }
 
     #[inline(always)]
@@ -484,7 +484,7 @@ impl Generator {
                     // SAFETY: both features were detected on this CPU.
                     return unsafe { self.normal_f32_avx2(out, mean, std) };
                 }
-                with_fma(|| self.normal_f32(out, mean, std, box_muller16_f32_avx2))
+                self.normal_f32(out, mean, std, box_muller16_f32_avx2)
             }
             CpuCapability::Default => self.normal_f32(out, mean, std, box_muller16_f32_generic),
         }
@@ -531,7 +531,7 @@ impl Generator {
             self.fill_normal_scalar_f64(out, mean, std);
             return;
         }
-        with_fma(|| self.normal_f64(out, mean, std))
+        with_simd(|| self.normal_f64(out, mean, std))
     }
 
     /// The block path of [`Generator::fill_normal_f64`].
@@ -601,12 +601,12 @@ impl Generator {
     /// `Tensor.bernoulli_(p)` with a Python-float `p` on a float32 tensor.
     /// `p` must lie in `[0, 1]` (torch raises otherwise).
     pub fn fill_bernoulli_scalar_f32(&mut self, out: &mut [f32], p: f64) {
-        with_avx2(|| self.bernoulli_scalar(out, p, 1.0, 0.0))
+        with_simd(|| self.bernoulli_scalar(out, p, 1.0, 0.0))
     }
 
     /// `Tensor.bernoulli_(p)` with a Python-float `p` on a float64 tensor.
     pub fn fill_bernoulli_scalar_f64(&mut self, out: &mut [f64], p: f64) {
-        with_avx2(|| self.bernoulli_scalar(out, p, 1.0, 0.0))
+        with_simd(|| self.bernoulli_scalar(out, p, 1.0, 0.0))
     }
 
     /// `out[i] = if unit_f64() < p { one } else { zero }`, drawn in bulk. The uniform is a
@@ -808,35 +808,21 @@ fn temper(mut y: u32) -> u32 {
     y
 }
 
-/// Runs `f` built for AVX2 where the CPU has it (the baseline x86-64 target vectorises 128
-/// bits wide): integer work, so the same results. `f` and what it calls must be inlined.
+/// Runs `f` built for AVX2 and FMA where the CPU has both: the bulk draws vectorise 256 bits
+/// wide (the baseline x86-64 target stops at 128), and the fused steps (`mul_add`) are one
+/// instruction instead of a call into libm's `fma`. The results are the same bits either way
+/// (the same operations, each rounding once). `f` and what it calls must be inlined
+/// (`#[inline(always)]`) to be built so.
 #[inline(always)]
-fn with_avx2<R>(f: impl FnOnce() -> R) -> R {
+fn with_simd<R>(f: impl FnOnce() -> R) -> R {
     #[cfg(target_arch = "x86_64")]
-    if is_x86_feature_detected!("avx2") {
-        #[target_feature(enable = "avx2")]
-        unsafe fn avx2_build<R>(f: impl FnOnce() -> R) -> R {
+    if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+        #[target_feature(enable = "avx2,fma")]
+        unsafe fn simd_build<R>(f: impl FnOnce() -> R) -> R {
             f()
         }
-        // SAFETY: AVX2 was detected on this CPU.
-        return unsafe { avx2_build(f) };
-    }
-    f()
-}
-
-/// Runs `f` built with hardware FMA where the CPU has it: the fused steps (`mul_add`) are
-/// then one instruction instead of a call into libm's `fma`, with the same bits (both round
-/// once). `f` and what it calls must be inlined (`#[inline(always)]`) to be built so.
-#[inline(always)]
-fn with_fma<R>(f: impl FnOnce() -> R) -> R {
-    #[cfg(target_arch = "x86_64")]
-    if is_x86_feature_detected!("fma") {
-        #[target_feature(enable = "fma")]
-        unsafe fn fma_build<R>(f: impl FnOnce() -> R) -> R {
-            f()
-        }
-        // SAFETY: FMA was detected on this CPU.
-        return unsafe { fma_build(f) };
+        // SAFETY: both features were detected on this CPU.
+        return unsafe { simd_build(f) };
     }
     f()
 }
@@ -879,7 +865,7 @@ fn box_muller16_f32_generic(d: &mut [f32; 16], mean: f32, std: f32) {
 /// lane exactly, so the result does not depend on this machine's SIMD support.
 #[inline(always)]
 fn box_muller16_f32_avx2(d: &mut [f32; 16], mean: f32, std: f32) {
-    let two_pi = f32::from_bits(0x40c9_0fdb);
+    let two_pi = f32::from_bits(cephes::TWO_PI);
     for j in 0..8 {
         let u1 = 1.0 - d[j];
         let u2 = d[j + 8];
@@ -895,6 +881,7 @@ fn box_muller16_f32_avx2(d: &mut [f32; 16], mean: f32, std: f32) {
 /// operations, eight lanes at a time, so the same bits (a test compares them).
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
+    use super::cephes;
     use std::arch::x86_64::*;
 
     #[inline(always)]
@@ -905,41 +892,30 @@ mod avx2 {
     /// [`super::avx_log`] on eight lanes.
     #[target_feature(enable = "avx2,fma")]
     unsafe fn log(x_in: __m256) -> __m256 {
-        const P: [u32; 9] = [
-            0x3d90_21bb,
-            0xbdeb_d1b8,
-            0x3def_251a,
-            0xbdfe_5d4f,
-            0x3e11_e9bf,
-            0xbe2a_ae50,
-            0x3e4c_ceac,
-            0xbe7f_fffc,
-            0x3eaa_aaaa,
-        ];
         let one = _mm256_set1_ps(1.0);
         let invalid = _mm256_cmp_ps::<_CMP_LE_OS>(x_in, _mm256_setzero_ps());
-        let x = _mm256_max_ps(x_in, splat(0x0080_0000));
+        let x = _mm256_max_ps(x_in, splat(cephes::MIN_NORM));
         let exp_bits = _mm256_srli_epi32::<23>(_mm256_castps_si256(x));
         let x = _mm256_and_ps(x, splat(!0x7f80_0000));
         let mut x = _mm256_or_ps(x, _mm256_set1_ps(0.5));
         let exp_bits = _mm256_sub_epi32(exp_bits, _mm256_set1_epi32(0x7f));
         let mut e = _mm256_add_ps(_mm256_cvtepi32_ps(exp_bits), one);
-        let below = _mm256_cmp_ps::<_CMP_LT_OS>(x, splat(0x3f35_04f3));
+        let below = _mm256_cmp_ps::<_CMP_LT_OS>(x, splat(cephes::SQRT_HALF));
         let tmp = _mm256_and_ps(x, below);
         x = _mm256_add_ps(x, _mm256_set1_ps(-1.0));
         e = _mm256_sub_ps(e, _mm256_and_ps(one, below));
         x = _mm256_add_ps(x, tmp);
         let z = _mm256_mul_ps(x, x);
-        let mut y = splat(P[0]);
-        for &c in &P[1..] {
+        let mut y = splat(cephes::LOG_P[0]);
+        for &c in &cephes::LOG_P[1..] {
             y = _mm256_fmadd_ps(y, x, splat(c));
         }
-        let t = _mm256_mul_ps(e, splat(0xb95e_8083));
+        let t = _mm256_mul_ps(e, splat(cephes::LOG_Q1));
         y = _mm256_mul_ps(y, x);
         y = _mm256_fmadd_ps(y, z, t);
         y = _mm256_fnmadd_ps(z, _mm256_set1_ps(0.5), y);
         x = _mm256_add_ps(x, y);
-        let r = _mm256_fmadd_ps(e, splat(0x3f31_8000), x);
+        let r = _mm256_fmadd_ps(e, splat(cephes::LOG_Q2), x);
         _mm256_or_ps(r, invalid)
     }
 
@@ -950,7 +926,7 @@ mod avx2 {
         let bits = _mm256_castps_si256(x_in);
         let mut sign_sin = _mm256_and_si256(bits, sign_bit);
         let mut x = _mm256_castsi256_ps(_mm256_andnot_si256(sign_bit, bits));
-        let yq = _mm256_mul_ps(x, splat(0x3fa2_f983));
+        let yq = _mm256_mul_ps(x, splat(cephes::FOUR_OVER_PI));
         let trunc = _mm256_cvttps_epi32(yq);
         let j = _mm256_and_si256(
             _mm256_add_epi32(trunc, _mm256_set1_epi32(1)),
@@ -963,9 +939,9 @@ mod avx2 {
             _mm256_and_si256(j, _mm256_set1_epi32(2)),
             _mm256_setzero_si256(),
         ));
-        x = _mm256_fmadd_ps(yf, splat(0xbf49_0000), x);
-        x = _mm256_fmadd_ps(splat(0xb97d_a000), yf, x);
-        x = _mm256_fmadd_ps(yf, splat(0xb322_2169), x);
+        x = _mm256_fmadd_ps(yf, splat(cephes::DP[0]), x);
+        x = _mm256_fmadd_ps(splat(cephes::DP[1]), yf, x);
+        x = _mm256_fmadd_ps(yf, splat(cephes::DP[2]), x);
         let sign_cos = _mm256_slli_epi32::<29>(_mm256_andnot_si256(
             _mm256_sub_epi32(j, _mm256_set1_epi32(2)),
             four,
@@ -973,13 +949,13 @@ mod avx2 {
         sign_sin = _mm256_xor_si256(sign_sin, swap_sin);
         let z = _mm256_mul_ps(x, x);
         let half_z = _mm256_mul_ps(z, _mm256_set1_ps(0.5));
-        let mut yc = _mm256_fmadd_ps(splat(0x37cc_f5ce), z, splat(0xbab6_061a));
-        yc = _mm256_fmadd_ps(yc, z, splat(0x3d2a_aaa5));
+        let mut yc = _mm256_fmadd_ps(splat(cephes::COS_P[0]), z, splat(cephes::COS_P[1]));
+        yc = _mm256_fmadd_ps(yc, z, splat(cephes::COS_P[2]));
         yc = _mm256_mul_ps(yc, z);
         yc = _mm256_fmadd_ps(z, yc, _mm256_xor_ps(half_z, splat(0x8000_0000)));
         yc = _mm256_add_ps(yc, _mm256_set1_ps(1.0));
-        let mut ys = _mm256_fmadd_ps(splat(0xb94c_a1f9), z, splat(0x3c08_839e));
-        ys = _mm256_fmadd_ps(ys, z, splat(0xbe2a_aaa3));
+        let mut ys = _mm256_fmadd_ps(splat(cephes::SIN_P[0]), z, splat(cephes::SIN_P[1]));
+        ys = _mm256_fmadd_ps(ys, z, splat(cephes::SIN_P[2]));
         ys = _mm256_mul_ps(ys, z);
         ys = _mm256_fmadd_ps(x, ys, x);
         let ysin2 = _mm256_and_ps(poly_mask, ys);
@@ -999,7 +975,7 @@ mod avx2 {
         let u1 = _mm256_sub_ps(_mm256_set1_ps(1.0), _mm256_loadu_ps(p));
         let u2 = _mm256_loadu_ps(p.add(8));
         let radius = _mm256_sqrt_ps(_mm256_mul_ps(log(u1), _mm256_set1_ps(-2.0)));
-        let theta = _mm256_mul_ps(splat(0x40c9_0fdb), u2);
+        let theta = _mm256_mul_ps(splat(cephes::TWO_PI), u2);
         let (s, c) = sincos(theta);
         let (mean, std) = (_mm256_set1_ps(mean), _mm256_set1_ps(std));
         _mm256_storeu_ps(p, _mm256_fmadd_ps(_mm256_mul_ps(radius, c), std, mean));
@@ -1008,6 +984,34 @@ mod avx2 {
             _mm256_fmadd_ps(_mm256_mul_ps(radius, s), std, mean),
         );
     }
+}
+
+/// The single-precision constants of torch's AVX2 `log` and `sincos` (Cephes-derived), as
+/// bits, shared by the lane-by-lane replay and the AVX2 version.
+mod cephes {
+    pub const TWO_PI: u32 = 0x40c9_0fdb;
+    pub const MIN_NORM: u32 = 0x0080_0000;
+    pub const SQRT_HALF: u32 = 0x3f35_04f3;
+    /// `log`'s polynomial, highest degree first.
+    pub const LOG_P: [u32; 9] = [
+        0x3d90_21bb,
+        0xbdeb_d1b8,
+        0x3def_251a,
+        0xbdfe_5d4f,
+        0x3e11_e9bf,
+        0xbe2a_ae50,
+        0x3e4c_ceac,
+        0xbe7f_fffc,
+        0x3eaa_aaaa,
+    ];
+    /// ln 2 in two parts, the small one first.
+    pub const LOG_Q1: u32 = 0xb95e_8083;
+    pub const LOG_Q2: u32 = 0x3f31_8000;
+    pub const FOUR_OVER_PI: u32 = 0x3fa2_f983;
+    /// -pi/4 in three parts (Cody–Waite).
+    pub const DP: [u32; 3] = [0xbf49_0000, 0xb97d_a000, 0xb322_2169];
+    pub const COS_P: [u32; 3] = [0x37cc_f5ce, 0xbab6_061a, 0x3d2a_aaa5];
+    pub const SIN_P: [u32; 3] = [0xb94c_a1f9, 0x3c08_839e, 0xbe2a_aaa3];
 }
 
 /// Selects `v` when `mask` holds, otherwise +0.0 (a bitwise AND with a lane mask).
@@ -1026,24 +1030,12 @@ fn mask_f32(mask: bool, v: f32) -> f32 {
 /// in two parts.  Non-positive inputs give NaN.
 #[inline(always)]
 fn avx_log(x_in: f32) -> f32 {
-    const MIN_NORM: u32 = 0x0080_0000;
-    const P: [u32; 9] = [
-        0x3d90_21bb,
-        0xbdeb_d1b8,
-        0x3def_251a,
-        0xbdfe_5d4f,
-        0x3e11_e9bf,
-        0xbe2a_ae50,
-        0x3e4c_ceac,
-        0xbe7f_fffc,
-        0x3eaa_aaaa,
-    ];
-    let q1 = f32::from_bits(0xb95e_8083);
-    let q2 = f32::from_bits(0x3f31_8000);
-    let sqrt_half = f32::from_bits(0x3f35_04f3);
+    let q1 = f32::from_bits(cephes::LOG_Q1);
+    let q2 = f32::from_bits(cephes::LOG_Q2);
+    let sqrt_half = f32::from_bits(cephes::SQRT_HALF);
 
     let invalid = x_in <= 0.0;
-    let min_norm = f32::from_bits(MIN_NORM);
+    let min_norm = f32::from_bits(cephes::MIN_NORM);
     let x = if x_in > min_norm { x_in } else { min_norm };
     let exp_bits = (x.to_bits() >> 23) as i32;
     let mut x = f32::from_bits((x.to_bits() & !0x7f80_0000) | 0.5f32.to_bits());
@@ -1054,8 +1046,8 @@ fn avx_log(x_in: f32) -> f32 {
     e -= mask_f32(below, 1.0);
     x += tmp;
     let z = x * x;
-    let mut y = f32::from_bits(P[0]);
-    for &c in &P[1..] {
+    let mut y = f32::from_bits(cephes::LOG_P[0]);
+    for &c in &cephes::LOG_P[1..] {
         y = y.mul_add(x, f32::from_bits(c));
     }
     let t = e * q1;
@@ -1077,16 +1069,16 @@ fn avx_log(x_in: f32) -> f32 {
 /// and sign-corrected per octant.  Returns `(sin, cos)`.
 #[inline(always)]
 fn avx_sincos(x_in: f32) -> (f32, f32) {
-    let fopi = f32::from_bits(0x3fa2_f983);
-    let dp1 = f32::from_bits(0xbf49_0000);
-    let dp2 = f32::from_bits(0xb97d_a000);
-    let dp3 = f32::from_bits(0xb322_2169);
-    let cos_p0 = f32::from_bits(0x37cc_f5ce);
-    let cos_p1 = f32::from_bits(0xbab6_061a);
-    let cos_p2 = f32::from_bits(0x3d2a_aaa5);
-    let sin_p0 = f32::from_bits(0xb94c_a1f9);
-    let sin_p1 = f32::from_bits(0x3c08_839e);
-    let sin_p2 = f32::from_bits(0xbe2a_aaa3);
+    let fopi = f32::from_bits(cephes::FOUR_OVER_PI);
+    let dp1 = f32::from_bits(cephes::DP[0]);
+    let dp2 = f32::from_bits(cephes::DP[1]);
+    let dp3 = f32::from_bits(cephes::DP[2]);
+    let cos_p0 = f32::from_bits(cephes::COS_P[0]);
+    let cos_p1 = f32::from_bits(cephes::COS_P[1]);
+    let cos_p2 = f32::from_bits(cephes::COS_P[2]);
+    let sin_p0 = f32::from_bits(cephes::SIN_P[0]);
+    let sin_p1 = f32::from_bits(cephes::SIN_P[1]);
+    let sin_p2 = f32::from_bits(cephes::SIN_P[2]);
 
     let mut sign_sin = x_in.to_bits() & 0x8000_0000;
     let mut x = f32::from_bits(x_in.to_bits() & 0x7fff_ffff);
