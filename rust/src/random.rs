@@ -614,14 +614,8 @@ impl Generator {
     /// (`p * 2^53` is exact): an integer comparison.
     #[inline(always)]
     fn bernoulli_scalar<T: Copy>(&mut self, out: &mut [T], p: f64, one: T, zero: T) {
-        let limit = (p * 9_007_199_254_740_992.0).ceil() as u64;
-        self.map_u64(out, |w| {
-            if w & ((1 << 53) - 1) < limit {
-                one
-            } else {
-                zero
-            }
-        });
+        let limit = (p * TWO_POW_53).ceil() as u64;
+        self.map_u64(out, |w| if low53(w) < limit { one } else { zero });
     }
 
     /// `out[i] = f(random_u32())` for every element, drawn in bulk.
@@ -792,10 +786,18 @@ fn unit_f32_of(w: u32) -> f32 {
     (w & 0x00ff_ffff) as f32 * (1.0 / 16_777_216.0)
 }
 
+const TWO_POW_53: f64 = 9_007_199_254_740_992.0;
+
+/// The low 53 bits of a 64-bit draw: a float64 uniform's integer.
+#[inline(always)]
+fn low53(w: u64) -> u64 {
+    w & ((1 << 53) - 1)
+}
+
 /// Uniform in `[0, 1)` from the low 53 bits of a 64-bit draw.
 #[inline(always)]
 fn unit_f64_of(w: u64) -> f64 {
-    (w & ((1u64 << 53) - 1)) as f64 * (1.0 / 9_007_199_254_740_992.0)
+    low53(w) as f64 * (1.0 / TWO_POW_53)
 }
 
 /// MT19937's output tempering of one state word.

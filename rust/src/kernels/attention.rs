@@ -21,6 +21,18 @@ pub struct AttnDims {
     pub ev: usize,
 }
 
+impl AttnDims {
+    /// How many keys query row `i` sees: all of them, or under `causal` keys `0..=i`
+    /// (torch's top-left aligned mask). The others weigh nothing and take no gradient.
+    fn seen(&self, causal: bool, i: usize) -> usize {
+        if causal {
+            (i + 1).min(self.lk)
+        } else {
+            self.lk
+        }
+    }
+}
+
 /// An additive mask seen as (n, lq, lk) through strides (broadcast dims have stride 0).
 #[derive(Clone, Copy)]
 pub struct MaskView<'a, T> {
@@ -68,8 +80,7 @@ fn scores<T: AttnFloat>(
     gemm_f(d.lq, d.lk, d.e, s, q, qm, k, kt);
     let sc = T::from_f64c(scale);
     for (i, row) in s.chunks_exact_mut(d.lk).enumerate() {
-        let seen = if causal { (i + 1).min(d.lk) } else { d.lk };
-        let row = &mut row[..seen];
+        let row = &mut row[..d.seen(causal, i)];
         match mask {
             Some(m) => row
                 .iter_mut()
@@ -226,9 +237,7 @@ pub fn attention_fwd<T: AttnFloat>(
             let mut s = vec![T::zero(); d.lq * d.lk];
             scores(d, n, q, k, mask, causal, scale, &rows, &mut s);
             for (i, (row, l)) in s.chunks_exact_mut(d.lk).zip(l.iter_mut()).enumerate() {
-                // A causal row sees keys 0..=i; the rest weigh nothing.
-                let seen = if causal { (i + 1).min(d.lk) } else { d.lk };
-                *l = T::from_f64c((rows.softmax)(row, seen));
+                *l = T::from_f64c((rows.softmax)(row, d.seen(causal, i)));
             }
             if let Some(keep) = keep {
                 // Dropout on the attention weights: keep holds 0 or 1/(1-p) per weight.
@@ -276,8 +285,6 @@ pub fn attention_bwd<T: AttnFloat>(
         return;
     }
     let rows = RowKernels::<T>::pick();
-    // A causal row sees keys 0..=i; the others weigh nothing and take no gradient.
-    let seen = |i: usize| if s.causal { (i + 1).min(d.lk) } else { d.lk };
     gq.par_chunks_mut((d.lq * d.e).max(1))
         .zip(gk.par_chunks_mut((d.lk * d.e).max(1)))
         .zip(gv.par_chunks_mut((d.lk * d.ev).max(1)))
@@ -286,7 +293,7 @@ pub fn attention_bwd<T: AttnFloat>(
             let mut p = vec![T::zero(); d.lq * d.lk];
             scores(d, n, s.q, s.k, s.mask, s.causal, s.scale, &rows, &mut p);
             for (i, row) in p.chunks_exact_mut(d.lk).enumerate() {
-                (rows.probs)(row, seen(i), s.lse[n * d.lq + i].to_f64c());
+                (rows.probs)(row, d.seen(s.causal, i), s.lse[n * d.lq + i].to_f64c());
             }
             let gm = Mat {
                 offset: n * d.lq * d.ev,
@@ -335,7 +342,7 @@ pub fn attention_bwd<T: AttnFloat>(
                 let delta: f64 = (0..d.ev)
                     .map(|c| g[base + c].to_f64c() * s.out[base + c].to_f64c())
                     .sum();
-                (rows.score_grad)(p, dp, seen(i), delta, s.scale);
+                (rows.score_grad)(p, dp, d.seen(s.causal, i), delta, s.scale);
             }
             // dQ = dS·K, dK = dSᵀ·Q
             let km = Mat {

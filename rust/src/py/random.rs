@@ -312,22 +312,18 @@ fn draw_into(
     f32s: impl FnOnce(&mut Generator, &mut [f32]),
     f64s: impl FnOnce(&mut Generator, &mut [f64]),
 ) -> PyResult<()> {
-    let (o, n) = (t.layout().offset(), t.elem_count());
-    let direct = matches!(t.dtype(), DType::F32 | DType::F64)
-        && n > 0
-        && t.is_contiguous()
-        && t.storage().is_host();
-    if !direct {
+    let direct = matches!(t.dtype(), DType::F32 | DType::F64) && t.storage().is_host();
+    let Some((start, end)) = t.layout().contiguous_offsets().filter(|_| direct) else {
         let v = sample(fill_order(t).shape(), t.dtype(), gen, f32s, f64s)?;
         return write_back(t, v);
-    }
+    };
     Ok(t.write_guard(|| {
         // SAFETY: nothing else reads or writes this storage meanwhile: we hold the GIL, and
         // only a kernel that released it could (as with every in-place write).
         unsafe {
             match t.dtype() {
-                DType::F32 => gen.with(|g| f32s(g, &mut t.storage().as_mut_slice()[o..o + n])),
-                _ => gen.with(|g| f64s(g, &mut t.storage().as_mut_slice()[o..o + n])),
+                DType::F32 => gen.with(|g| f32s(g, &mut t.storage().as_mut_slice()[start..end])),
+                _ => gen.with(|g| f64s(g, &mut t.storage().as_mut_slice()[start..end])),
             }
         }
         Ok(())

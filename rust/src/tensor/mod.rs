@@ -699,18 +699,17 @@ impl Tensor {
         }
         let src = src.on_host()?.to_dtype(self.dtype());
         with_dtype!(self.dtype(), T, {
-            if src.elem_count() > 0
-                && src.is_contiguous()
-                && !src.0.storage.overlaps(&self.0.storage)
-            {
-                // Straight from the source's memory: no staging copy.
-                let (o, n) = (src.0.layout.offset(), src.elem_count());
-                let values = &src.0.storage.as_slice::<T>()[o..o + n];
-                copy::scatter_into(&self.0.storage, &self.0.layout, values);
-            } else {
-                let values = src.to_vec::<T>();
-                copy::scatter_into(&self.0.storage, &self.0.layout, &values);
-            }
+            // Straight from the source's memory when it is contiguous and shares none with
+            // ours; else through a staging copy.
+            let staged: Vec<T>;
+            let values = match src.as_contiguous_slice::<T>() {
+                Some(v) if !src.0.storage.overlaps(&self.0.storage) => v,
+                _ => {
+                    staged = src.to_vec::<T>();
+                    &staged
+                }
+            };
+            copy::scatter_into(&self.0.storage, &self.0.layout, values);
         });
         Ok(())
     }
